@@ -1,0 +1,59 @@
+"""Configuration: where Asana is, how to authenticate, how long to wait, how to retry."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any, Optional
+
+import attrs
+
+from asana_webhooks._retry import RetryPolicy
+from asana_webhooks._transport import Timeout, to_timeout
+from asana_webhooks._version import __version__
+
+DEFAULT_HOST = "https://app.asana.com/api/1.0"
+DEFAULT_USER_AGENT = f"asana-webhooks/{__version__} (python {platform.python_version()})"
+
+
+def _hidden(value: Any) -> str:
+    return "None" if value is None else "'***'"
+
+
+def _host(value: str) -> str:
+    return value.rstrip("/")
+
+
+@attrs.define(slots=True, kw_only=False)
+class Configuration:
+    """Settings shared by every call of an ``ApiClient``.
+
+    Mirrors the generated client: ``Configuration(host=...)`` then
+    ``configuration.access_token = "..."`` works. The token never appears in a repr.
+
+    - ``timeout``: a ``Timeout(connect, read)``, one number, or a pair; always finite. The
+      read timeout covers ``create_webhook``, which waits for Asana's handshake with you.
+    - ``retry``: a ``RetryPolicy``; ``RetryPolicy.off()`` turns retrying off.
+    - ``default_headers``: sent on every request, e.g. ``{"Asana-Enable": "new_goal_memberships"}``.
+    - ``verify_ssl`` / ``ssl_ca_cert`` / ``cert``: TLS settings. Turning verification off warns.
+    - ``proxy``: a proxy URL; by default proxies come from the environment.
+    - ``pool_maxsize``: connections kept per host, sized for threaded servers.
+    - ``fast_json``: decode with msgspec when the ``speed`` extra is installed.
+    """
+
+    host: str = attrs.field(default=DEFAULT_HOST, converter=_host)
+    access_token: Optional[str] = attrs.field(default=None, repr=_hidden)
+    timeout: Timeout = attrs.field(factory=Timeout, converter=to_timeout)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    default_headers: dict[str, str] = attrs.field(factory=dict)
+    user_agent: str = DEFAULT_USER_AGENT
+    verify_ssl: bool = True
+    ssl_ca_cert: Optional[str] = None
+    cert: Optional[str | tuple[str, str]] = None
+    proxy: Optional[str] = None
+    trust_env: bool = True
+    pool_maxsize: int = 32
+    fast_json: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if not self.host.startswith(("http://", "https://")):
+            raise ValueError(f"host must be an http(s) URL, not {self.host!r}")

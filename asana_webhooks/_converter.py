@@ -1,0 +1,293 @@
+"""JSON <-> models: cattrs is the converter of record; msgspec, when installed, is a fast path.
+
+Hooks are generated once per class (``make_dict_structure_fn``) and ``Optional[...]`` gets a
+direct ``None``-check hook instead of cattrs' general union handling, which is what makes
+structuring a 100-webhook page cheap. Scalars are checked strictly: a number where Asana
+sends a string is a malformed response, not something to coerce.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import typing
+from typing import Any, Callable, Optional, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from asana_webhooks import _models
+from asana_webhooks._errors import Error, ErrorResponse, InvalidResponseError
+
+try:  # the `speed` extra
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - exercised in environments without the extra
+    _msgspec = None  # type: ignore[assignment]
+msgspec: Any = _msgspec
+
+T = TypeVar("T")
+
+_UTC = _dt.timezone.utc
+_NoneType = type(None)
+# Python 3.11 taught fromisoformat the "Z" suffix; before that we rewrite it to +00:00.
+_FROMISO_TAKES_Z = sys.version_info >= (3, 11)
+
+
+def _expect(kind: type[Any]) -> Callable[[Any, Any], Any]:
+    name = kind.__name__
+
+    def hook(value: Any, _: Any) -> Any:
+        # `type(...) is` rather than isinstance: True is not an int here, and a str subclass
+        # from a custom JSON decoder is not what Asana sends.
+        if type(value) is kind:
+            return value
+        raise TypeError(f"expected {name}, got {type(value).__name__}")
+
+    return hook
+
+
+def parse_datetime(value: Any, _: Any = None) -> _dt.datetime:
+    """An ISO 8601 / RFC 3339 date-time with an offset (Asana sends ``...Z``) -> aware datetime."""
+    if type(value) is not str:
+        raise TypeError(f"expected a date-time string, got {type(value).__name__}")
+    if _FROMISO_TAKES_Z:
+        parsed = _dt.datetime.fromisoformat(value)
+    else:
+        parsed = _dt.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"date-time without a timezone: {value!r}")
+    return parsed
+
+
+def format_datetime(value: _dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    text = value.astimezone(_UTC).isoformat(timespec="milliseconds")
+    return text[:-6] + "Z"
+
+
+def _is_optional(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is typing.Union and len(args) == 2 and _NoneType in args
+
+
+def _optional_scalar(kind: type[Any]) -> Callable[[Any, Any], Any]:
+    name = kind.__name__
+
+    def hook(value: Any, _: Any) -> Any:
+        if value is None or type(value) is kind:
+            return value
+        raise TypeError(f"expected {name} or null, got {type(value).__name__}")
+
+    return hook
+
+
+def _optional_datetime(value: Any, _: Any) -> Optional[_dt.datetime]:
+    return None if value is None else parse_datetime(value)
+
+
+def _optional_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        inner_type = next(a for a in typing.get_args(tp) if a is not _NoneType)
+        # The common leaves get one flat function each: a call saved per field adds up
+        # to a third of the cost of a 100-webhook page.
+        if inner_type in (str, int, bool, float):
+            return _optional_scalar(inner_type)
+        if inner_type is _dt.datetime:
+            return _optional_datetime
+        inner = converter.get_structure_hook(inner_type)
+
+        def hook(value: Any, _: Any) -> Any:
+            return None if value is None else inner(value, inner_type)
+
+        return hook
+
+    return factory
+
+
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is list
+
+
+def _list_hook_factory(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        (item_type,) = typing.get_args(tp) or (Any,)
+        item = converter.get_structure_hook(item_type)
+
+        def hook(value: Any, _: Any) -> list[Any]:
+            # cattrs would happily iterate a string or a dict; Asana sends arrays.
+            if type(value) is not list:
+                raise TypeError(f"expected an array, got {type(value).__name__}")
+            return [item(v, item_type) for v in value]
+
+        return hook
+
+    return factory
+
+
+def _dict_hook(value: Any, _: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+_MODELS: tuple[type[Any], ...] = (
+    _models.AsanaNamedResource,
+    _models.WebhookFilter,
+    _models.WebhookResponse,
+    _models.NextPage,
+    _models.WebhookRequest,
+    _models.WebhookUpdateRequest,
+    _models.CreateWebhookRequest,
+    _models.UpdateWebhookRequest,
+    _models.CreateWebhook201Response,
+    _models.GetWebhook200Response,
+    _models.GetWebhooks200Response,
+    _models.EmptyResponse,
+    Error,
+    ErrorResponse,
+)
+
+# Where a JSON key is not a Python name.
+_RENAMES: dict[type[Any], dict[str, str]] = {
+    _models.CreateWebhook201Response: {"x_hook_secret": "X-Hook-Secret"},
+}
+
+
+def make_converter(
+    converter: Optional[cattrs.Converter] = None, *, detailed_validation: bool = False
+) -> cattrs.Converter:
+    """Return ``converter`` (or a new one) with the hooks for every asana_webhooks model.
+
+    Nothing global is touched, so an application can add our hooks to its own converter.
+    Unknown keys are ignored (Asana adds fields); ``None`` fields are left out of requests.
+    """
+    c = converter or cattrs.Converter(detailed_validation=detailed_validation)
+    for kind in (str, int, bool, float):
+        c.register_structure_hook(kind, _expect(kind))
+    c.register_structure_hook(_dt.datetime, parse_datetime)
+    c.register_unstructure_hook(_dt.datetime, format_datetime)
+    c.register_structure_hook_func(lambda tp: tp == dict[str, Any], _dict_hook)
+    c.register_structure_hook_factory(_is_list, _list_hook_factory(c))
+    c.register_structure_hook_factory(_is_optional, _optional_hook_factory(c))
+    for model in _MODELS:
+        renames: dict[str, Any] = {
+            name: override(rename=key) for name, key in _RENAMES.get(model, {}).items()
+        }
+        c.register_structure_hook(
+            model,
+            make_dict_structure_fn(
+                model, c, _cattrs_detailed_validation=detailed_validation, **renames
+            ),
+        )
+        c.register_unstructure_hook(
+            model, make_dict_unstructure_fn(model, c, _cattrs_omit_if_default=True, **renames)
+        )
+    return c
+
+
+_FAST = make_converter()
+_DETAILED: Optional[cattrs.Converter] = None
+
+
+def _describe_failure(data: Any, cls: type[Any]) -> str:
+    """Re-run a failed structuring with detailed validation, for a message that names the path."""
+    global _DETAILED
+    if _DETAILED is None:
+        _DETAILED = make_converter(detailed_validation=True)
+    try:
+        _DETAILED.structure(data, cls)
+    except Exception as exc:
+        try:
+            messages = cattrs.transform_error(exc, path="$")
+        except Exception:
+            messages = [f"{type(exc).__name__}: {exc}"]
+        shown = "; ".join(messages[:5])
+        more = f" (and {len(messages) - 5} more)" if len(messages) > 5 else ""
+        return f"not a valid {cls.__name__}: {shown}{more}"
+    return f"not a valid {cls.__name__}"
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build ``cls`` from decoded JSON; any mismatch raises ``InvalidResponseError``."""
+    try:
+        return _FAST.structure(data, cls)
+    except Exception as exc:
+        raise InvalidResponseError(_describe_failure(data, cls)) from exc
+
+
+def unstructure(obj: Any) -> Any:
+    """A model as plain JSON-ready data (dates as ISO strings, unset fields left out)."""
+    return _FAST.unstructure(obj)
+
+
+def loads_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, TypeError) as exc:
+        raise InvalidResponseError(f"body is not JSON ({_sniff(body)})") from exc
+
+
+def _sniff(body: bytes) -> str:
+    if not body:
+        return "empty body"
+    head = body[:40].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page, probably from a proxy"
+    return f"{len(body)} bytes starting {body[:40]!r}"
+
+
+# --- the msgspec fast path -------------------------------------------------------------
+
+_DECODERS: dict[type[Any], Any] = {}
+
+_DATETIME_FIELDS = tuple(
+    f.name for f in attrs.fields(_models.WebhookResponse) if "datetime" in str(f.type)
+)
+
+
+def _aware(webhook: Optional[_models.WebhookResponse]) -> bool:
+    if webhook is None:
+        return True
+    for name in _DATETIME_FIELDS:
+        value = getattr(webhook, name)
+        if value is not None and value.tzinfo is None:
+            return False
+    return True
+
+
+def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
+    """msgspec straight into our attrs classes, or None when cattrs must decide.
+
+    cattrs stays the converter of record: whenever msgspec refuses a body, or would accept
+    something cattrs does not (a date-time without an offset), the caller falls back to it.
+    """
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
+    try:
+        obj = decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    data = getattr(obj, "data", None)
+    if isinstance(data, list):
+        if not all(_aware(w) for w in data):
+            return None
+    elif isinstance(data, _models.WebhookResponse) and not _aware(data):
+        return None
+    return typing.cast(T, obj)
+
+
+#: The decode paths a caller can choose between; "auto" takes msgspec when it is installed.
+FAST_PATH_AVAILABLE = msgspec is not None
+
+
+def decode(body: bytes, cls: type[T], *, fast: bool = FAST_PATH_AVAILABLE) -> T:
+    """Parse a response body into ``cls``; raises ``InvalidResponseError`` on any mismatch."""
+    if fast and msgspec is not None and cls is not _models.CreateWebhook201Response:
+        obj = _fast_decode(body, cls)
+        if obj is not None:
+            return obj
+    return structure(loads_json(body), cls)

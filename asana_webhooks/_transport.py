@@ -1,0 +1,374 @@
+"""Transports: the one object that moves bytes to Asana and back.
+
+A transport sends a plain ``Request`` and returns a plain ``Response``; authentication,
+retries, errors and JSON stay in the client. Backend exceptions are mapped to ours in one
+place per backend, and each mapping records whether the request provably never left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+import attrs
+import requests
+import requests.adapters
+import urllib3
+from requests.structures import CaseInsensitiveDict
+from urllib3._collections import HTTPHeaderDict
+
+from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError
+
+
+@attrs.frozen(slots=True)
+class Timeout:
+    """Seconds to wait for a connection and for each read of the answer. Never unbounded.
+
+    The read default is long because ``create_webhook`` does not answer until Asana's
+    handshake with your server has finished.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("connect", "read"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"Timeout.{name} must be a finite number of seconds > 0")
+
+
+def to_timeout(value: Any) -> Timeout:
+    """Accept a ``Timeout``, one number for both, or a ``(connect, read)`` pair."""
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, (int, float)):
+        return Timeout(connect=float(value), read=float(value))
+    if isinstance(value, tuple) and len(value) == 2:
+        return Timeout(connect=float(value[0]), read=float(value[1]))
+    raise TypeError("timeout must be a Timeout, a number of seconds, or a (connect, read) pair")
+
+
+@attrs.define(slots=True)
+class Request:
+    """What the client asks a transport to send."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # holds the token
+    body: Optional[bytes] = attrs.field(default=None, repr=False)
+    timeout: Timeout = attrs.field(factory=Timeout)
+
+
+def _headers(value: Any) -> Mapping[str, str]:
+    # Header names are case-insensitive; the backends' own mappings already are.
+    if isinstance(value, (CaseInsensitiveDict, HTTPHeaderDict)):
+        return value
+    return CaseInsensitiveDict(value or {})
+
+
+@attrs.define(slots=True)
+class Response:
+    """What a transport hands back: status, case-insensitive headers, the body bytes."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, repr=False)
+    body: bytes = attrs.field(default=b"", repr=False)
+    reason: str = ""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Send one request, return one response; ``close()`` releases connections."""
+
+    def handle_request(self, request: Request) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+# Present in urllib.request on every Python we support, missing from typeshed.
+_proxy_bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+
+
+def _env_ca_bundle() -> Optional[str]:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+class RequestsTransport:
+    """The default transport, on ``requests``.
+
+    A plain ``Session.request`` re-reads proxy, netrc and certificate settings from the
+    environment on every call; here they are resolved once per origin and the adapter is
+    called directly, which is both faster and predictable in a long-lived process.
+    ``pool_maxsize`` is sized for threaded servers sharing one client.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: bool | str = True,
+        cert: Optional[str | tuple[str, str]] = None,
+        proxies: Optional[Mapping[str, str]] = None,
+        trust_env: bool = True,
+        pool_connections: int = 4,
+        pool_maxsize: int = 32,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        self._session = session or requests.Session()
+        self._session.trust_env = trust_env
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0
+        )
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._verify = verify
+        self._cert = cert
+        self._proxies = dict(proxies or {})
+        self._per_origin: dict[str, tuple[requests.adapters.BaseAdapter, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _for_origin(self, url: str) -> tuple[requests.adapters.BaseAdapter, dict[str, Any]]:
+        scheme, netloc = urllib.parse.urlsplit(url)[:2]
+        origin = f"{scheme}://{netloc}"
+        cached = self._per_origin.get(origin)
+        if cached is not None:
+            return cached
+        settings = self._session.merge_environment_settings(
+            origin, self._proxies, False, self._verify, self._cert
+        )
+        if self._verify is True and self._session.trust_env and _env_ca_bundle():
+            settings["verify"] = _env_ca_bundle()
+        found = (self._session.get_adapter(origin), dict(settings))
+        with self._lock:
+            self._per_origin[origin] = found
+        return found
+
+    def handle_request(self, request: Request) -> Response:
+        adapter, settings = self._for_origin(request.url)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method=request.method, url=request.url, headers=request.headers, data=request.body
+        )
+        with _mapped_requests_errors(request):
+            raw = adapter.send(
+                prepared,
+                timeout=(request.timeout.connect, request.timeout.read),
+                **settings,
+            )
+            body = raw.content
+        return Response(status=raw.status_code, headers=raw.headers, body=body, reason=raw.reason)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> RequestsTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when a backend error proves the request never reached the server."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            (
+                urllib3.exceptions.NewConnectionError,
+                urllib3.exceptions.ConnectTimeoutError,
+                urllib3.exceptions.SSLError,
+                requests.exceptions.ConnectTimeout,
+                requests.exceptions.SSLError,
+            ),
+        ):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    return False
+
+
+def _describe(request: Request) -> str:
+    # Method and path only: the query may be long, and nothing secret travels in the URL,
+    # but a short message reads better in logs.
+    return f"{request.method} {urllib.parse.urlsplit(request.url).path}"
+
+
+@contextlib.contextmanager
+def _mapped_requests_errors(request: Request) -> Iterator[None]:
+    try:
+        yield
+    except requests.exceptions.ConnectTimeout as exc:
+        raise ApiTimeoutError(
+            f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
+            request_sent=False,
+        ) from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise ApiTimeoutError(
+            f"read timeout after {request.timeout.read}s on {_describe(request)}",
+            request_sent=True,
+        ) from exc
+    except (
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    ) as exc:
+        raise ApiConnectionError(
+            f"connection broke while reading the response to {_describe(request)}",
+            request_sent=True,
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        sent = not _never_sent(exc)
+        what = "connection failed" if sent else "could not connect"
+        raise ApiConnectionError(
+            f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=sent
+        ) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ApiConnectionError(
+            f"connection failed on {_describe(request)}: {type(exc).__name__}",
+            request_sent=not _never_sent(exc),
+        ) from exc
+
+
+class Urllib3Transport:
+    """The fastest path: urllib3 directly (requests brings it along, so no new dependency).
+
+    Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) and are resolved
+    once per origin.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: bool | str = True,
+        cert: Optional[str | tuple[str, str]] = None,
+        proxies: Optional[Mapping[str, str]] = None,
+        trust_env: bool = True,
+        pool_connections: int = 4,
+        pool_maxsize: int = 32,
+    ) -> None:
+        pool_kwargs: dict[str, Any] = {
+            "num_pools": pool_connections,
+            "maxsize": pool_maxsize,
+            "block": False,
+            "retries": False,
+        }
+        ca_bundle = verify if isinstance(verify, str) else (_env_ca_bundle() if trust_env else None)
+        if verify is False:
+            pool_kwargs["cert_reqs"] = "CERT_NONE"
+        else:
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
+            if ca_bundle:
+                pool_kwargs["ca_certs"] = ca_bundle
+        if isinstance(cert, tuple):
+            pool_kwargs["cert_file"], pool_kwargs["key_file"] = cert
+        elif cert:
+            pool_kwargs["cert_file"] = cert
+        self._pool_kwargs = pool_kwargs
+        self._direct = urllib3.PoolManager(**pool_kwargs)
+        self._proxies = dict(proxies or {})
+        self._trust_env = trust_env
+        self._managers: dict[str, urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
+
+    def _manager_for(self, url: str) -> urllib3.PoolManager:
+        scheme, netloc = urllib.parse.urlsplit(url)[:2]
+        origin = f"{scheme}://{netloc}"
+        manager = self._managers.get(origin)
+        if manager is None:
+            proxy = self._proxies.get(scheme)
+            if proxy is None and self._trust_env:
+                host = netloc.rsplit("@", 1)[-1]
+                if not _proxy_bypass(host.split(":")[0]):
+                    proxy = urllib.request.getproxies_environment().get(scheme)
+            manager = urllib3.ProxyManager(proxy, **self._pool_kwargs) if proxy else self._direct
+            with self._lock:
+                self._managers[origin] = manager
+        return manager
+
+    def handle_request(self, request: Request) -> Response:
+        manager = self._manager_for(request.url)
+        try:
+            raw = manager.urlopen(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=dict(request.headers),
+                timeout=urllib3.Timeout(connect=request.timeout.connect, read=request.timeout.read),
+                retries=False,
+                redirect=False,
+                preload_content=True,
+            )
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise ApiTimeoutError(
+                f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
+                request_sent=False,
+            ) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise ApiTimeoutError(
+                f"read timeout after {request.timeout.read}s on {_describe(request)}",
+                request_sent=True,
+            ) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            sent = not _never_sent(exc)
+            what = "connection failed" if sent else "could not connect"
+            raise ApiConnectionError(
+                f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=sent
+            ) from exc
+        return Response(
+            status=raw.status, headers=raw.headers, body=raw.data, reason=raw.reason or ""
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            managers = {id(m): m for m in self._managers.values()}
+            managers[id(self._direct)] = self._direct
+            self._managers.clear()
+        for manager in managers.values():
+            manager.clear()
+
+    def __enter__(self) -> Urllib3Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class MockTransport:
+    """A transport that calls ``handler(request)`` instead of the network.
+
+    Ships in the package so applications can test their own code::
+
+        def handler(request):
+            return Response(200, {}, b'{"data": {"gid": "1"}}')
+
+        client = ApiClient(Configuration(access_token="t"), transport=MockTransport(handler))
+        api = WebhooksApi(client)
+
+    ``requests`` keeps every request seen, for assertions. A handler may also raise one of
+    our errors (``ApiConnectionError``, say) to simulate a network failure.
+    """
+
+    def __init__(self, handler: Callable[[Request], Response]) -> None:
+        self.handler = handler
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: Request) -> Response:
+        with self._lock:
+            self.requests.append(request)
+        return self.handler(request)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,5 @@
+"""Where the generated client keeps ``ApiException``; here it is the same class."""
+
+from asana_webhooks._errors import ApiException
+
+__all__ = ["ApiException"]
