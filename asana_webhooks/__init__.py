@@ -57,6 +57,28 @@ from asana_webhooks._version import __version__
 from asana_webhooks._webhooks_api import WebhooksApi
 
 # --- receiving (issue 3) ---
+# isort: split
+from asana_webhooks._establish import HandshakeError, establish_webhook
+from asana_webhooks._events import (
+    Change,
+    Event,
+    EventResource,
+    EventUser,
+    InvalidPayloadError,
+    parse_events,
+)
+from asana_webhooks._receiver import (
+    DEFAULT_MAX_BODY_BYTES,
+    ReceiverResponse,
+    WebhookReceiver,
+)
+from asana_webhooks._secrets import (
+    DEFAULT_ANNOUNCEMENT_TTL,
+    MemorySecretStore,
+    SecretStore,
+    SQLiteSecretStore,
+    target_key,
+)
 
 # --- authentication (issue 8) ---
 
@@ -109,4 +131,20 @@ __all__ = [
     # receiving and the rest
     "sign_body",
     "verify_signature",
+    "Change",
+    "DEFAULT_ANNOUNCEMENT_TTL",
+    "DEFAULT_MAX_BODY_BYTES",
+    "Event",
+    "EventResource",
+    "EventUser",
+    "HandshakeError",
+    "InvalidPayloadError",
+    "MemorySecretStore",
+    "ReceiverResponse",
+    "SQLiteSecretStore",
+    "SecretStore",
+    "WebhookReceiver",
+    "establish_webhook",
+    "parse_events",
+    "target_key",
 ]

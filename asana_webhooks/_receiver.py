@@ -1,0 +1,211 @@
+"""The receiving end of a webhook: answer the handshake, verify and dispatch deliveries.
+
+Framework-agnostic: ``WebhookReceiver.handle_request`` takes the method, the target (URL or
+path + query), the headers and the raw body bytes, and returns the status, headers and body
+to answer with. The Flask and Django adapters in ``asana_webhooks.contrib`` only translate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping, Optional, Sequence
+
+import attrs
+
+from asana_webhooks._events import Event, InvalidPayloadError, parse_events
+from asana_webhooks._secrets import SecretStore, target_key
+from asana_webhooks._signature import verify_signature
+
+logger = logging.getLogger("asana_webhooks")
+
+#: The largest delivery body accepted, in bytes. Asana batches events, but a batch of compact
+#: events is far below this; anything bigger is refused with 413 before it is read.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+#: ``on_events(events, target)``: called once per delivery that carries events; ``target`` is
+#: the ``target_key`` (path and query) the delivery came to. Raising makes Asana deliver again.
+EventsHandler = Callable[[Sequence[Event], str], None]
+#: ``on_handshake(target)``: told that a handshake for ``target`` was accepted and stored.
+HandshakeHandler = Callable[[str], None]
+
+_HOOK_SECRET = "x-hook-secret"  # noqa: S105  (a header name)
+_HOOK_SIGNATURE = "x-hook-signature"
+_MAX_SECRET_LENGTH = 1024
+
+
+@attrs.frozen
+class ReceiverResponse:
+    """What to answer Asana: an HTTP status, headers and a (short, plain-text) body."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+
+def _plain(status: int, text: str, headers: Optional[Mapping[str, str]] = None) -> ReceiverResponse:
+    all_headers = {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}
+    return ReceiverResponse(status, all_headers, text.encode("utf-8") + b"\n")
+
+
+class WebhookReceiver:
+    """Answers Asana's requests for any number of webhooks, told apart by their target.
+
+    * A handshake (``X-Hook-Secret`` header) is accepted only for a target the application
+      announced (``establish_webhook`` does that), unless ``accept_unannounced_handshakes``
+      is set, which then admits the first handshake of a target with no secret yet. An
+      accepted handshake stores the secret and is answered 200 with the header echoed;
+      any other gets 403 and stores nothing.
+    * A delivery is checked against the target's secret over the raw body before anything
+      parses it: no secret or a bad ``X-Hook-Signature`` is 401; a signed body that is not
+      Asana's JSON is 400; a heartbeat (no events) is 200; otherwise ``on_events(events,
+      target)`` is called once and the answer is 200, or 500 if it raised (Asana then
+      delivers again, so make ``on_events`` idempotent).
+    * A body over ``max_body_bytes`` is 413; a method other than POST is 405.
+
+    Secrets and signatures are never logged. The receiver keeps no state of its own: run one
+    per process over a store they share.
+    """
+
+    def __init__(
+        self,
+        secret_store: SecretStore,
+        on_events: Optional[EventsHandler] = None,
+        *,
+        accept_unannounced_handshakes: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        on_handshake: Optional[HandshakeHandler] = None,
+    ) -> None:
+        if max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must not be negative, got {max_body_bytes!r}")
+        self.secret_store = secret_store
+        self.on_events = on_events
+        self.accept_unannounced_handshakes = accept_unannounced_handshakes
+        self.max_body_bytes = max_body_bytes
+        self.on_handshake = on_handshake
+
+    def __repr__(self) -> str:
+        return (
+            f"WebhookReceiver({self.secret_store!r}, "
+            f"accept_unannounced_handshakes={self.accept_unannounced_handshakes!r}, "
+            f"max_body_bytes={self.max_body_bytes!r})"
+        )
+
+    def reject_early(self, method: str, headers: Mapping[str, str]) -> Optional[ReceiverResponse]:
+        """The answer to give before reading the body at all, or None to go on and read it.
+
+        Adapters call this first, so a wrong method or an announced ``Content-Length`` over
+        the limit is refused without reading a byte of the body.
+        """
+        if method.upper() != "POST":
+            return _plain(405, "method not allowed: Asana webhooks POST", {"Allow": "POST"})
+        length = _header(headers, "content-length")
+        if length is None:
+            return None
+        length = length.strip()
+        if not length.isdigit() or not length.isascii():
+            return _plain(400, "invalid Content-Length")
+        if int(length) > self.max_body_bytes:
+            return self._too_large()
+        return None
+
+    def handle_request(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> ReceiverResponse:
+        """Answer one HTTP request of any method: only POST is handled, the rest get 405."""
+        early = self.reject_early(method, headers)
+        if early is not None:
+            return early
+        return self.handle(target, headers, body)
+
+    def handle(self, target: str, headers: Mapping[str, str], body: bytes) -> ReceiverResponse:
+        """Answer one POST to ``target`` (a URL, or the path and query it came in on).
+
+        Header names match in any case. Never raises for anything a request contains.
+        """
+        if len(body) > self.max_body_bytes:
+            return self._too_large()
+        key = target_key(target)
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if _HOOK_SECRET in lowered:
+            return self._handshake(key, lowered[_HOOK_SECRET])
+        return self._delivery(key, lowered.get(_HOOK_SIGNATURE), body)
+
+    def _too_large(self) -> ReceiverResponse:
+        return _plain(413, f"body larger than {self.max_body_bytes} bytes")
+
+    def _handshake(self, key: str, secret: str) -> ReceiverResponse:
+        if not _plausible_secret(secret):
+            logger.warning(
+                "Refused a handshake with an empty or malformed X-Hook-Secret for %s", key
+            )
+            return _plain(400, "empty or malformed X-Hook-Secret")
+        try:
+            accepted = self.secret_store.accept_handshake(
+                key, secret, require_announcement=not self.accept_unannounced_handshakes
+            )
+        except Exception:
+            logger.exception("Could not store the handshake secret for %s", key)
+            return _plain(500, "could not store the secret")
+        if not accepted:
+            logger.warning(
+                "Refused a handshake for %s: the target was not announced, or already has a "
+                "secret (use establish_webhook, or announce the target first)",
+                key,
+            )
+            return _plain(403, "handshake not expected for this target")
+        logger.info("Accepted the webhook handshake for %s", key)
+        if self.on_handshake is not None:
+            try:
+                self.on_handshake(key)
+            except Exception:
+                # The secret is stored and the handshake complete: report, do not undo.
+                logger.exception("on_handshake raised for %s", key)
+        return ReceiverResponse(200, {"X-Hook-Secret": secret}, b"")
+
+    def _delivery(self, key: str, signature: Optional[str], body: bytes) -> ReceiverResponse:
+        try:
+            secret = self.secret_store.get(key)
+        except Exception:
+            logger.exception("Could not read the secret for %s", key)
+            return _plain(500, "could not read the secret")
+        if secret is None:
+            logger.warning("Refused a delivery for %s: no secret is stored for it", key)
+            return _plain(401, "no webhook is known for this target")
+        if not verify_signature(body, signature, secret):
+            logger.warning("Refused a delivery for %s: missing or wrong X-Hook-Signature", key)
+            return _plain(401, "invalid X-Hook-Signature")
+        try:
+            events = parse_events(body)
+        except InvalidPayloadError as exc:
+            # Signed, so it came from Asana: a format we do not understand deserves attention.
+            logger.error("Refused a signed delivery for %s: %s", key, exc)
+            return _plain(400, str(exc))
+        if not events:
+            logger.debug("Heartbeat for %s", key)
+            return _plain(200, "ok")
+        if self.on_events is None:
+            logger.warning(
+                "Dropped %d events for %s: the receiver has no on_events", len(events), key
+            )
+            return _plain(200, "ok")
+        try:
+            self.on_events(events, key)
+        except Exception:
+            logger.exception(
+                "on_events raised for %d events to %s; Asana will retry", len(events), key
+            )
+            return _plain(500, "the application failed to handle the events")
+        return _plain(200, "ok")
+
+
+def _plausible_secret(secret: str) -> bool:
+    # Asana's secrets are 64 hex digits; allow any short printable ASCII, refuse what could
+    # not be echoed in a header or stored sensibly.
+    return 0 < len(secret) <= _MAX_SECRET_LENGTH and secret.isascii() and secret.isprintable()
+
+
+def _header(headers: Mapping[str, str], lowered_name: str) -> Optional[str]:
+    for name, value in headers.items():
+        if name.lower() == lowered_name:
+            return value
+    return None
