@@ -1,6 +1,27 @@
 """Test helpers: ``FakeAsana``, an Asana webhooks API stand-in served on 127.0.0.1.
 
+::
+
+    with FakeAsana() as fake, RecordingTarget() as target:
+        config = Configuration(host=fake.url, access_token=fake.access_token)
+        ...  # create a webhook on target.url, then fake.deliver(gid, [make_event()])
+
 Importing this package starts nothing; servers start on ``start()`` or ``with``.
+pytest users get the ``asana_fake``, ``asana_target`` and ``asana_api`` fixtures.
 """
 
-__all__: list[str] = []
+from asana_webhooks.testing._events import EVENT_ACTIONS, make_event
+from asana_webhooks.testing._fake import FakeAsana
+from asana_webhooks.testing._records import Headers, OutboundCall, RecordedRequest
+from asana_webhooks.testing._target import ReceivedPost, RecordingTarget
+
+__all__ = [
+    "EVENT_ACTIONS",
+    "FakeAsana",
+    "Headers",
+    "OutboundCall",
+    "ReceivedPost",
+    "RecordedRequest",
+    "RecordingTarget",
+    "make_event",
+]
