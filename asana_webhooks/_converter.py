@@ -133,6 +133,21 @@ def _dict_hook(value: Any, _: Any) -> dict[str, Any]:
     return value
 
 
+def _objects_only(
+    generated: Callable[[Any, Any], Any], model: type[Any]
+) -> Callable[[Any, Any], Any]:
+    # The generated hook tests keys with `in`, which a list or a string also answers:
+    # without this check `"filters": ["abc"]` would quietly become an empty WebhookFilter.
+    name = model.__name__
+
+    def hook(value: Any, tp: Any) -> Any:
+        if type(value) is not dict:
+            raise TypeError(f"expected a {name} object, got {type(value).__name__}")
+        return generated(value, tp)
+
+    return hook
+
+
 _MODELS: tuple[type[Any], ...] = (
     _models.AsanaNamedResource,
     _models.WebhookFilter,
@@ -176,12 +191,10 @@ def make_converter(
         renames: dict[str, Any] = {
             name: override(rename=key) for name, key in _RENAMES.get(model, {}).items()
         }
-        c.register_structure_hook(
-            model,
-            make_dict_structure_fn(
-                model, c, _cattrs_detailed_validation=detailed_validation, **renames
-            ),
+        generated = make_dict_structure_fn(
+            model, c, _cattrs_detailed_validation=detailed_validation, **renames
         )
+        c.register_structure_hook(model, _objects_only(generated, model))
         c.register_unstructure_hook(
             model, make_dict_unstructure_fn(model, c, _cattrs_omit_if_default=True, **renames)
         )

@@ -121,7 +121,9 @@ class _Decisions:
         # overrun the time budget ends the call now rather than after a pointless sleep.
         if state.attempt_number >= self.policy.max_attempts:
             return True
-        return (state.seconds_since_start or 0.0) + state.upcoming_sleep > self.policy.max_time
+        # idle_for (the waits so far) keeps the budget honest when `sleep` is replaced.
+        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        return spent + state.upcoming_sleep > self.policy.max_time
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
