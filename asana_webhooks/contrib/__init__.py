@@ -1,0 +1,1 @@
+"""Adapters for web frameworks; each imports its framework only when it is imported itself."""

@@ -1,0 +1,52 @@
+"""Serve a ``WebhookReceiver`` from Flask: ``app.register_blueprint(webhook_blueprint(receiver))``.
+
+Every path under ``url_prefix`` is a target; its secret is keyed by the full path and query
+string the request came in on, so one blueprint serves many webhooks.
+"""
+
+from __future__ import annotations
+
+import flask
+
+from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
+
+__all__ = ["webhook_blueprint"]
+
+
+def webhook_blueprint(
+    receiver: WebhookReceiver,
+    url_prefix: str = "/asana/webhooks",
+    *,
+    name: str = "asana_webhooks",
+) -> flask.Blueprint:
+    """A blueprint answering Asana at ``url_prefix`` and every path below it.
+
+    Register one blueprint per ``name``; give another ``name`` to mount a second one.
+    Methods other than POST get 405 from Flask itself.
+    """
+    blueprint = flask.Blueprint(name, __name__, url_prefix=url_prefix.rstrip("/") or None)
+
+    def receive(rest: str = "") -> flask.Response:
+        request = flask.request
+        headers = dict(request.headers.items())
+        early = receiver.reject_early(request.method, headers)
+        if early is not None:
+            return _to_flask(early)
+        if request.content_length is None:
+            # No declared length (chunked): read one byte past the limit, never the whole.
+            body = request.stream.read(receiver.max_body_bytes + 1)
+        else:
+            body = request.get_data(cache=True)
+        target = request.script_root + request.path
+        if request.query_string:
+            target = f"{target}?{request.query_string.decode('latin-1')}"
+        return _to_flask(receiver.handle(target, headers, body))
+
+    # "" is the prefix itself: Asana does not follow a redirect to "prefix/".
+    for rule in ("", "/", "/<path:rest>"):
+        blueprint.add_url_rule(rule, "receive", receive, methods=["POST"], strict_slashes=False)
+    return blueprint
+
+
+def _to_flask(answer: ReceiverResponse) -> flask.Response:
+    return flask.Response(answer.body, status=answer.status, headers=dict(answer.headers))
