@@ -70,9 +70,7 @@ def asana() -> responses.RequestsMock:
         mock.add(responses.GET, single, json={"data": WEBHOOK})
         mock.add(responses.PUT, single, json={"data": WEBHOOK})
         mock.add(responses.DELETE, single, json={"data": {}})
-        mock.add(
-            responses.GET, listing, json={"data": [WEBHOOK], "next_page": None}
-        )
+        mock.add(responses.GET, listing, json={"data": [WEBHOOK], "next_page": None})
         mock.add(
             responses.POST,
             listing,

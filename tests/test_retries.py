@@ -16,6 +16,7 @@ from asana_webhooks import (
     RateLimitError,
     RetryPolicy,
     ServerError,
+    UpdateWebhookRequest,
     WebhookRequest,
 )
 from asana_webhooks._retry import backoff, parse_retry_after
@@ -44,7 +45,7 @@ def test_429_is_retried_for_every_method_after_retry_after(method: str) -> None:
     call = {
         "get": lambda: api.get_webhook("1"),
         "create": lambda: api.create_webhook(CREATE),
-        "update": lambda: api.update_webhook("1", __import__("asana_webhooks").UpdateWebhookRequest()),
+        "update": lambda: api.update_webhook("1", UpdateWebhookRequest()),
         "delete": lambda: api.delete_webhook("1"),
     }[method]
     call()
