@@ -59,7 +59,8 @@ class RecordedRequest:
     request target exactly as sent. ``query`` keeps the last value of each parameter.
     ``status`` is what was sent back (``None`` when the connection was dropped) and ``fault``
     names the injected fault that shaped the answer: ``"fail"``, ``"drop"``, ``"truncate"``,
-    ``"delay"``, ``"rate_limit"`` or ``None``.
+    ``"delay"``, ``"rate_limit"`` or ``None``. ``client_port`` tells connections apart
+    (requests sent on one kept-alive connection share it).
     """
 
     method: str
@@ -71,6 +72,7 @@ class RecordedRequest:
     status: Optional[int]
     fault: Optional[str]
     received_at: float
+    client_port: int
 
     def json(self) -> Any:
         """The request body parsed as JSON (``None`` for an empty body)."""

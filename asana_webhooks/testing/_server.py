@@ -81,6 +81,12 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
     server: FakeAsanaServer
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm and
+        # the client's delayed ACK add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def version_string(self) -> str:
         return "FakeAsana"
 
@@ -92,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         # Malformed request lines and unknown methods get Asana's JSON error shape too.
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            # The stdlib assumes 0.9 before it could parse a version, and 0.9 has no headers.
+            self.request_version = "HTTP/1.1"
         self._write(error_response(code, message))
 
     def do_GET(self) -> None:
@@ -124,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
                     status=status,
                     fault=fault,
                     received_at=received_at,
+                    client_port=int(self.client_address[1]),
                 )
             )
 
