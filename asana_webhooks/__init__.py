@@ -81,6 +81,15 @@ from asana_webhooks._secrets import (
 )
 
 # --- authentication (issue 8) ---
+# isort: split
+from asana_webhooks._auth import (
+    ASANA_TOKEN_URL,
+    AuthenticationError,
+    Credential,
+    OAuthToken,
+    TokenRefreshError,
+    TokenSet,
+)
 
 __all__ = [
     "__version__",
@@ -147,4 +156,11 @@ __all__ = [
     "establish_webhook",
     "parse_events",
     "target_key",
+    # authentication
+    "ASANA_TOKEN_URL",
+    "AuthenticationError",
+    "Credential",
+    "OAuthToken",
+    "TokenRefreshError",
+    "TokenSet",
 ]

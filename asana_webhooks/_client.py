@@ -13,12 +13,14 @@ from typing import Callable, Optional
 
 import tenacity
 
+from asana_webhooks._auth import Credential, TokenSource, as_credential
 from asana_webhooks._configuration import Configuration
 from asana_webhooks._converter import structure
 from asana_webhooks._errors import (
     ApiException,
     Error,
     RateLimitError,
+    UnauthorizedError,
     error_class_for,
 )
 from asana_webhooks._retry import RetryPolicy, call_with_retries, make_retrying, parse_retry_after
@@ -114,9 +116,40 @@ class ApiClient:
 
     # -- the one request path -----------------------------------------------------------
 
+    #: Set on the views ``with_token`` makes; otherwise ``configuration`` decides.
+    _credential: Optional[Credential] = None
+
+    def with_token(self, token: TokenSource) -> ApiClient:
+        """A view of this client that authenticates as someone else.
+
+        ``token`` is a token string, a callable returning one, or a ``Credential`` such as
+        ``OAuthToken``. The view shares the configuration, headers and connection pool (one
+        pool for all of a web app's users), costs about a microsecond, and closing it leaves
+        the pool open. ``WebhooksApi(api_client.with_token(user_token))`` works.
+        """
+        credential = as_credential(token)
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._credential = credential
+        view._owns_transport = False
+        return view
+
     def access_token(self) -> Optional[str]:
-        """The token for the next request (the authentication layer may override this)."""
-        return self.configuration.access_token
+        """The token for the next request: the view's or the configuration's credential if
+        there is one (it may refresh), else the plain ``configuration.access_token``."""
+        credential = self._credential
+        if credential is None:
+            credential = self.configuration.token_provider
+            if credential is None:
+                return self.configuration.access_token
+        return credential.token(self.transport)
+
+    def _reauthorize(self, rejected: str, error: ApiException) -> bool:
+        """After a 401: True when the credential has a token worth one more try."""
+        credential = self._credential
+        if credential is None:
+            credential = self.configuration.token_provider
+        return credential is not None and credential.reauthorize(rejected, error, self.transport)
 
     def _headers(self, has_body: bool) -> dict[str, str]:
         config = self.configuration
@@ -163,8 +196,10 @@ class ApiClient:
         headers = self._headers(body is not None)
         request = Request(method, url, headers, body, timeout or config.timeout)
         transport = self.transport
+        reauthorized = False
 
         def attempt() -> Response:
+            nonlocal reauthorized
             # The token is read per attempt, so a refreshed token is used on the retry.
             token = self.access_token()
             if token:
@@ -173,7 +208,16 @@ class ApiClient:
                 authorize(headers)
             response = transport.handle_request(request)
             if response.status >= 400:
-                raise self._error(response, method, path)
+                error = self._error(response, method, path)
+                if (
+                    isinstance(error, UnauthorizedError)
+                    and token
+                    and not reauthorized
+                    and self._reauthorize(token, error)
+                ):
+                    reauthorized = True  # once per request, however many attempts
+                    return attempt()
+                raise error
             return response
 
         debug = logger.isEnabledFor(logging.DEBUG)

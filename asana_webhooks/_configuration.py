@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import attrs
 
+from asana_webhooks._auth import Credential, optional_credential
 from asana_webhooks._retry import RetryPolicy
 from asana_webhooks._transport import Timeout, to_timeout
 from asana_webhooks._version import __version__
@@ -38,6 +39,9 @@ class Configuration:
     - ``proxy``: a proxy URL; by default proxies come from the environment.
     - ``pool_maxsize``: connections kept per host, sized for threaded servers.
     - ``fast_json``: decode with msgspec when the ``speed`` extra is installed.
+    - ``token_provider`` (keyword only): instead of a fixed ``access_token``, a callable
+      returning the current token (asked before every attempt) or a ``Credential`` such as
+      ``OAuthToken``, which refreshes itself. When set, ``access_token`` is not used.
     """
 
     host: str = attrs.field(default=DEFAULT_HOST, converter=_host)
@@ -53,6 +57,9 @@ class Configuration:
     trust_env: bool = True
     pool_maxsize: int = 32
     fast_json: bool = True
+    token_provider: Optional[Credential] = attrs.field(
+        default=None, converter=optional_credential, repr=_hidden, kw_only=True
+    )
 
     def __attrs_post_init__(self) -> None:
         if not self.host.startswith(("http://", "https://")):
