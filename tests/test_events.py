@@ -22,7 +22,7 @@ from asana_webhooks import (
     parse_events,
 )
 
-ASSIGNEE_SET = {
+ASSIGNEE_SET: dict[str, Any] = {
     "user": {"gid": "1201", "resource_type": "user", "name": "Ada"},
     "resource": {
         "gid": "1337",
@@ -41,7 +41,7 @@ ASSIGNEE_SET = {
     },
 }
 
-ADDED_TO_PROJECT = {
+ADDED_TO_PROJECT: dict[str, Any] = {
     "user": {"gid": "1201", "resource_type": "user"},
     "resource": {"gid": "1338", "resource_type": "task"},
     "action": "added",
