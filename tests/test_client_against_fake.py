@@ -303,3 +303,12 @@ def test_one_client_shared_by_sixteen_threads(api: WebhooksApi, asana_fake: Fake
     with ThreadPoolExecutor(16) as pool:
         assert sum(pool.map(worker, range(16))) == 1600
     assert {record.status for record in asana_fake.requests} == {200}
+
+
+def test_the_asana_api_fixture_talks_to_asana_fake(
+    asana_api: WebhooksApi, asana_fake: FakeAsana, asana_target: RecordingTarget
+) -> None:
+    created = create(asana_api, "1200000000000001", asana_target.url)
+    assert created.data is not None
+    listed = asana_api.get_webhooks(asana_fake.workspace_gid)
+    assert [w.gid for w in listed.data] == [created.data.gid]

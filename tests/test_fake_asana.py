@@ -977,3 +977,30 @@ def test_sixteen_threads_of_two_hundred_calls(api: Api) -> None:
     assert len(flat) == 3200
     assert set(flat) == {200}, {status: flat.count(status) for status in set(flat)}
     assert elapsed < 60, f"3200 calls took {elapsed:.1f}s"
+
+
+def test_serve_forever_blocks_until_stopped() -> None:
+    fake = FakeAsana()
+    thread = threading.Thread(target=fake.serve_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not fake.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert requests.get(fake.url + "/webhooks", timeout=TIMEOUT).status_code == 401
+    fake.stop()
+    thread.join(5)
+    assert not thread.is_alive(), "serve_forever must return once stop() is called"
+
+
+def test_a_bug_while_handling_still_gets_an_asana_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.fake._app, "handle", broken)
+    response = api.list()
+    assert response.status_code == 500
+    assert error_message(response) == "Server Error"
+    monkeypatch.undo()
+    assert api.list().status_code == 200

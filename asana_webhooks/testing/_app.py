@@ -24,6 +24,7 @@ from asana_webhooks.testing import _outbound
 from asana_webhooks.testing._events import EVENT_ACTIONS
 from asana_webhooks.testing._faults import FaultPlan
 from asana_webhooks.testing._ids import utc_now
+from asana_webhooks.testing._oauth import OAuthServer
 from asana_webhooks.testing._offsets import OffsetCodec, OffsetError
 from asana_webhooks.testing._records import Headers, OutboundCall, RecordedRequest
 from asana_webhooks.testing._responses import (
@@ -235,6 +236,7 @@ class AsanaApp:
         self.offsets = OffsetCodec()
         self.faults = FaultPlan()
         self.base_url = ""  # set by the server once it knows its port
+        self.oauth = OAuthServer(lambda: self.base_url)
         self._records_lock = threading.Lock()
         self.requests: Deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDS)
         self.outbound: Deque[OutboundCall] = collections.deque(maxlen=MAX_RECORDS)
@@ -284,6 +286,8 @@ class AsanaApp:
 
     def _authenticate(self, headers: Headers) -> None:
         scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and self.oauth.authenticate(token.strip()):
+            return  # an OAuth access token it issued (an expired one raised a 401)
         given = token.strip().encode("utf-8", "replace")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given, self.access_token.encode("utf-8")

@@ -18,6 +18,7 @@ from asana_webhooks.testing._faults import (
     format_retry_after,
 )
 from asana_webhooks.testing._ids import new_gid
+from asana_webhooks.testing._oauth import OAuthServer
 from asana_webhooks.testing._records import OutboundCall, RecordedRequest
 from asana_webhooks.testing._server import FakeAsanaServer
 
@@ -155,6 +156,11 @@ class FakeAsana:
     def access_token(self) -> str:
         """The only token the fake accepts (``Authorization: Bearer <token>``)."""
         return self._app.access_token
+
+    @property
+    def oauth(self) -> OAuthServer:
+        """OAuth: ``oauth.issue()`` gives expiring tokens, ``oauth.token_url`` refreshes them."""
+        return self._app.oauth
 
     @property
     def workspace_gid(self) -> str:

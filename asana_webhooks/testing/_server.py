@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from asana_webhooks.testing._app import ApiRequest, AsanaApp, split_base_path
 from asana_webhooks.testing._faults import Fault, FaultKind, FaultStage
+from asana_webhooks.testing._oauth import TOKEN_PATH
 from asana_webhooks.testing._records import Headers, RecordedRequest
 from asana_webhooks.testing._responses import Response, error_response
 
@@ -80,6 +81,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
     server: FakeAsanaServer
+    _responded = False
 
     def setup(self) -> None:
         super().setup()
@@ -104,7 +106,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(error_response(code, message))
 
     def do_GET(self) -> None:
-        self._serve()
+        self._responded = False
+        try:
+            self._serve()
+        except Exception:
+            # A bug here must not leave the client hanging: answer 500 if nothing was sent yet.
+            logger.exception("FakeAsana failed on %s %s", self.command, self.path)
+            self.close_connection = True
+            if not self._responded:
+                self._write(error_response(500))
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
 
@@ -166,7 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
             record(self._apply(before, None), before.kind.value)
             return
 
-        if route is None:
+        if route is None and split.path == TOKEN_PATH:
+            response = app.oauth.token_endpoint(method, headers, body)
+        elif route is None:
             response = error_response(404, "No matching route for request")
         else:
             request = ApiRequest(
@@ -216,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _drop(self, fault: Fault) -> None:
+        self._responded = True
         self.close_connection = True
         if fault.reset:
             # SO_LINGER 0 makes close() send RST instead of FIN: "connection reset by peer".
@@ -264,6 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, response: Response, *, truncate_to: Optional[int] = None) -> None:
         body = response.body
+        self._responded = True
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
