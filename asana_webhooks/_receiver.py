@@ -198,9 +198,11 @@ class WebhookReceiver:
         return _plain(200, "ok")
 
 
-def _plausible_secret(secret: str) -> bool:
+def _plausible_secret(secret: object) -> bool:
     # Asana's secrets are 64 hex digits; allow any short printable ASCII, refuse what could
     # not be echoed in a header or stored sensibly.
+    if not isinstance(secret, str):  # a framework that hands over bytes, say
+        return False
     return 0 < len(secret) <= _MAX_SECRET_LENGTH and secret.isascii() and secret.isprintable()
 
 

@@ -210,3 +210,35 @@ def test_two_blueprints_can_be_mounted_with_different_names(tmp_path: Path) -> N
     )
     harness.store.announce("/other/1")
     assert harness.client.post("/other/1", headers={"X-Hook-Secret": SECRET}).status_code == 200
+
+
+def test_end_to_end_over_http_with_a_stand_in_asana(tmp_path: Path) -> None:
+    """establish_webhook against FakeAsana, which handshakes and delivers over real sockets."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from asana_webhooks import ApiClient, Configuration, WebhooksApi, establish_webhook
+    from asana_webhooks.testing import FakeAsana
+
+    harness = Harness(tmp_path)
+    server = make_server("127.0.0.1", 0, harness.app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    try:
+        with FakeAsana() as fake:
+            project = fake.add_resource(name="Roadmap")
+            api = WebhooksApi(
+                ApiClient(Configuration(host=fake.url, access_token=fake.access_token))
+            )
+            target = f"http://127.0.0.1:{server.server_port}/asana/{project}?team=a"
+            webhook = establish_webhook(api, harness.receiver, project, target)
+            assert harness.store.get(target) == fake.secret_for(webhook.gid)
+            assert fake.heartbeat(webhook.gid) == 200
+            assert fake.deliver(webhook.gid, [fake.make_event()]) == 200
+            assert fake.deliver(webhook.gid, [fake.make_event()], signature="0" * 64) == 401
+    finally:
+        server.shutdown()
+        serving.join(timeout=10)
+    assert len(harness.calls) == 1, "exactly the one signed delivery with events is dispatched"
+    assert harness.calls[0][1] == f"/asana/{project}?team=a"

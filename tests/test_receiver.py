@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -437,3 +437,14 @@ def test_importing_the_library_imports_no_web_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, f"importing asana_webhooks imported {result.stderr.strip()}"
+
+
+def test_header_values_of_the_wrong_type_are_refused_not_raised(
+    receiver: WebhookReceiver, store: MemorySecretStore
+) -> None:
+    store.announce(TARGET)
+    odd_headers: dict[str, Any] = {"X-Hook-Secret": SECRET.encode()}
+    assert receiver.handle(TARGET, odd_headers, b"").status == 400
+    store.set(TARGET, SECRET)
+    odd_headers = {"X-Hook-Signature": sign_body(DELIVERY, SECRET).encode()}
+    assert receiver.handle(TARGET, odd_headers, DELIVERY).status == 401

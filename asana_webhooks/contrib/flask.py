@@ -6,6 +6,8 @@ string the request came in on, so one blueprint serves many webhooks.
 
 from __future__ import annotations
 
+from typing import IO
+
 import flask
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
@@ -34,7 +36,7 @@ def webhook_blueprint(
             return _to_flask(early)
         if request.content_length is None:
             # No declared length (chunked): read one byte past the limit, never the whole.
-            body = request.stream.read(receiver.max_body_bytes + 1)
+            body = _read_capped(request.stream, receiver.max_body_bytes + 1)
         else:
             body = request.get_data(cache=True)
         target = request.script_root + request.path
@@ -46,6 +48,19 @@ def webhook_blueprint(
     for rule in ("", "/", "/<path:rest>"):
         blueprint.add_url_rule(rule, "receive", receive, methods=["POST"], strict_slashes=False)
     return blueprint
+
+
+def _read_capped(stream: IO[bytes], cap: int) -> bytes:
+    # A stream's read(n) may return less than n before the end: loop until EOF or the cap.
+    chunks: list[bytes] = []
+    total = 0
+    while total < cap:
+        chunk = stream.read(min(64 * 1024, cap - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def _to_flask(answer: ReceiverResponse) -> flask.Response:
