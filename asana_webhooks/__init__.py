@@ -91,6 +91,10 @@ from asana_webhooks._auth import (
     TokenSet,
 )
 
+# --- display (issue 7) ---
+# isort: split
+from asana_webhooks._display import Table, as_table, to_dataframe, to_dict, to_dicts
+
 __all__ = [
     "__version__",
     # client
@@ -163,4 +167,10 @@ __all__ = [
     "OAuthToken",
     "TokenRefreshError",
     "TokenSet",
+    # display
+    "Table",
+    "as_table",
+    "to_dataframe",
+    "to_dict",
+    "to_dicts",
 ]

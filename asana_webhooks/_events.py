@@ -18,6 +18,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
+from asana_webhooks._display import Displayable
 from asana_webhooks._errors import AsanaError
 
 _NoneType = type(None)
@@ -64,7 +65,7 @@ class Change:
 
 
 @attrs.define(slots=True)
-class Event:
+class Event(Displayable):
     """One change Asana observed. Fetch the resource for its current state: events are compact.
 
     ``action`` is what happened to ``resource`` (added, changed, removed, deleted, undeleted);

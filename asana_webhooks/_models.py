@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import attrs
 
+from asana_webhooks._display import Displayable
 from asana_webhooks._errors import Error, ErrorResponse
 
 
@@ -26,7 +27,7 @@ class AsanaNamedResource:
 
 
 @attrs.define(slots=True)
-class WebhookFilter:
+class WebhookFilter(Displayable):
     """One entry of a webhook's whitelist; an event passing any filter is delivered.
 
     ``fields`` is only valid with ``action="changed"``, and not on workspace, team or
@@ -40,7 +41,7 @@ class WebhookFilter:
 
 
 @attrs.define(slots=True)
-class WebhookResponse:
+class WebhookResponse(Displayable):
     """A webhook as Asana returns it (the compact form in listings carries fewer fields)."""
 
     gid: str
@@ -98,7 +99,7 @@ class UpdateWebhookRequest:
 
 
 @attrs.define(slots=True)
-class CreateWebhook201Response:
+class CreateWebhook201Response(Displayable):
     """The answer to ``create_webhook``.
 
     ``x_hook_secret`` is the body's top-level ``X-Hook-Secret``: the secret Asana signs every
@@ -110,14 +111,14 @@ class CreateWebhook201Response:
 
 
 @attrs.define(slots=True)
-class GetWebhook200Response:
+class GetWebhook200Response(Displayable):
     """The answer to ``get_webhook`` and ``update_webhook``: ``{"data": WebhookResponse}``."""
 
     data: Optional[WebhookResponse] = None
 
 
 @attrs.define(slots=True)
-class GetWebhooks200Response:
+class GetWebhooks200Response(Displayable):
     """One page of ``get_webhooks``; ``next_page`` is ``None`` on the last page."""
 
     data: list[WebhookResponse] = attrs.field(factory=list)

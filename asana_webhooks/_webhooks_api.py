@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional, TypeVar, Union
 
+from asana_webhooks import _display
 from asana_webhooks import _models as m
 from asana_webhooks._client import ApiClient, Query
 from asana_webhooks._converter import decode, unstructure
@@ -216,13 +217,20 @@ class WebhooksApi:
         opt_fields: OptFields = None,
         *,
         offset: Optional[str] = None,
+        progress: bool = False,
     ) -> Iterator[m.WebhookResponse]:
         """Every webhook in ``workspace``, fetched lazily one page at a time.
 
         Only one page is held in memory. Pass ``offset`` (a ``next_page.offset`` seen
         earlier) to resume. If Asana refuses an offset mid-way (offsets expire), a
         ``PaginationError`` says which offset failed and how many webhooks came before it.
+        ``progress=True`` shows a running count as the listing goes (tqdm when installed,
+        else one line on stderr).
         """
+        if progress:
+            listing = self.iter_webhooks(workspace, resource, page_size, opt_fields, offset=offset)
+            yield from _display.with_progress(listing, "webhooks")
+            return
         seen = 0
         while True:
             try:
