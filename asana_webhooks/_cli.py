@@ -838,16 +838,24 @@ def build_parser() -> argparse.ArgumentParser:
 # --- main ----------------------------------------------------------------------------------
 
 
+_installed_handler: Optional[logging.Handler] = None
+
+
 def _log_to(err: TextIO, verbosity: int) -> None:
     """Library messages (retries, requests) on stderr with -v; none at all without."""
+    global _installed_handler
     library_logger = logging.getLogger("asana_webhooks")
+    if _installed_handler is not None:  # main() called again in one process
+        library_logger.removeHandler(_installed_handler)
+    handler: logging.Handler
     if verbosity <= 0:
-        library_logger.addHandler(logging.NullHandler())
-        return
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        handler = logging.NullHandler()  # keeps Python's last-resort handler quiet too
+    else:
+        handler = logging.StreamHandler(err)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        library_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
     library_logger.addHandler(handler)
-    library_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    _installed_handler = handler
 
 
 def _error(err: TextIO, text: str) -> None:
