@@ -139,9 +139,10 @@ class ApiClient:
         there is one (it may refresh), else the plain ``configuration.access_token``."""
         credential = self._credential
         if credential is None:
-            credential = self.configuration.token_provider
+            config = self.configuration
+            credential = config.token_provider
             if credential is None:
-                return self.configuration.access_token
+                return config.access_token  # the plain-token path: two attribute reads
         return credential.token(self.transport)
 
     def _reauthorize(self, rejected: str, error: ApiException) -> bool:
