@@ -611,8 +611,14 @@ def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import importlib.util
+
     from asana_webhooks import _demo
 
+    if args.server == "flask" and importlib.util.find_spec("flask") is None:
+        raise UsageError(
+            "Flask is not installed: pip install 'asana-webhooks[flask]', or use --server wsgiref"
+        )
     return _demo.main(out, server=args.server, error=lambda text: _error(err, text))
 
 

@@ -1,0 +1,531 @@
+"""The ``asana-webhooks`` command against FakeAsana over real sockets.
+
+Most commands run in this process through ``main(argv)`` (fast, and the output is captured);
+the ones whose promise is about the process itself (exit status and no traceback, signals,
+long-running servers) run as subprocesses.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from asana_webhooks import WebhookFilter, WebhookResponse
+from asana_webhooks._cli import UsageError, health_problems, main, parse_filter
+from asana_webhooks.testing import FakeAsana, make_event
+
+pytestmark = pytest.mark.timeout(90)
+
+CLOSED_PORT_TARGET = "http://127.0.0.1:9/asana/{}"  # the discard port: nothing listens
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAsana]:
+    with FakeAsana(handshake_timeout=10.0, delivery_timeout=5.0) as running:
+        yield running
+
+
+@pytest.fixture
+def env(fake: FakeAsana) -> dict[str, str]:
+    return {**os.environ, "ASANA_HOST": fake.url, "ASANA_ACCESS_TOKEN": fake.access_token}
+
+
+class Result:
+    def __init__(self, status: int, out: str, err: str) -> None:
+        self.status, self.out, self.err = status, out, err
+
+    def __repr__(self) -> str:
+        return f"<exit {self.status}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
+
+
+@pytest.fixture
+def cli(
+    fake: FakeAsana, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    """Run ``asana-webhooks ARGS`` in this process against ``fake``."""
+    monkeypatch.setenv("ASANA_HOST", fake.url)
+    monkeypatch.setenv("ASANA_ACCESS_TOKEN", fake.access_token)
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # argparse
+            status = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
+def run_process(args: Sequence[str], env: dict[str, str], timeout: float = 60) -> Result:
+    done = subprocess.run(
+        [sys.executable, "-m", "asana_webhooks", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_clean_line(result: Result) -> None:
+    assert "Traceback" not in result.err, f"a traceback leaked: {result!r}"
+    assert result.err.count("\n") == 1, f"expected exactly one line on stderr: {result!r}"
+    assert result.err.startswith("asana-webhooks: error: "), result
+
+
+def seed(fake: FakeAsana, count: int) -> list[str]:
+    """``count`` webhooks on distinct resources, without handshakes; their gids in order."""
+    return [
+        fake.add_webhook(str(1_000_000 + n), CLOSED_PORT_TARGET.format(n))["gid"]
+        for n in range(count)
+    ]
+
+
+# --- list, get -----------------------------------------------------------------------------
+
+
+def test_list_follows_every_page_of_a_few_hundred_webhooks(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 250)
+    fake.clear_requests()
+
+    result = cli("list", "--workspace", fake.workspace_gid)
+
+    assert result.status == 0, result
+    listed = [line.split()[0] for line in result.out.splitlines()[1:-1]]
+    assert listed == gids, "every webhook, once, in Asana's order"
+    assert result.out.splitlines()[-1] == "250 webhooks"
+    pages = [r for r in fake.requests if r.method == "GET" and r.path == "/webhooks"]
+    assert [r.query.get("limit") for r in pages] == ["100", "100", "100"], "three pages of 100"
+    assert "offset" not in pages[0].query and all("offset" in r.query for r in pages[1:])
+
+
+def test_list_json_parses_and_can_filter_by_resource(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 12)
+
+    everything = cli("list", "--workspace", fake.workspace_gid, "--page-size", "5", "--json")
+    one = cli("list", "--workspace", fake.workspace_gid, "--resource", "1000003", "--json")
+
+    assert everything.status == 0, everything
+    assert [item["gid"] for item in json.loads(everything.out)] == gids
+    assert one.status == 0, one
+    [only] = json.loads(one.out)
+    assert only["gid"] == gids[3] and only["resource"]["gid"] == "1000003"
+
+
+def test_get_shows_the_full_record_as_a_table_and_as_json(fake: FakeAsana, cli: Any) -> None:
+    webhook = fake.add_webhook(
+        "1000001",
+        CLOSED_PORT_TARGET.format(1),
+        filters=[{"resource_type": "task", "action": "changed", "fields": ["name", "due_on"]}],
+    )
+
+    table = cli("get", webhook["gid"])
+    as_json = cli("get", webhook["gid"], "--json")
+
+    assert table.status == 0, table
+    rows = dict(line.split(None, 1) for line in table.out.splitlines())
+    assert rows["gid"] == webhook["gid"]
+    assert rows["target"] == webhook["target"]
+    assert rows["filters"] == "task:changed:name,due_on", "filters shown in --filter syntax"
+    assert rows["last_success_at"] == "-"
+    assert as_json.status == 0, as_json
+    record = json.loads(as_json.out)
+    assert record["gid"] == webhook["gid"]
+    assert record["last_failure_at"] is None, "every field is present, null when unset"
+    assert record["filters"][0]["fields"] == ["name", "due_on"]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_an_unknown_gid_is_one_line_on_stderr_and_exit_1(env: dict[str, str]) -> None:
+    result = run_process(["get", "1234567890"], env)
+
+    assert result.status == 1, result
+    assert_one_clean_line(result)
+    assert "404" in result.err and "1234567890" in result.err
+    assert result.out == ""
+
+
+def test_a_missing_token_is_a_clear_message_and_exit_2(env: dict[str, str]) -> None:
+    without = {k: v for k, v in env.items() if k != "ASANA_ACCESS_TOKEN"}
+
+    result = run_process(["list", "--workspace", "1"], without)
+
+    assert result.status == 2, result
+    assert_one_clean_line(result)
+    assert "ASANA_ACCESS_TOKEN" in result.err
+
+
+def test_a_wrong_token_is_401_without_showing_the_token(env: dict[str, str]) -> None:
+    token = "wrong-token-that-must-not-be-printed"
+
+    result = run_process(["get", "1"], {**env, "ASANA_ACCESS_TOKEN": token})
+
+    assert result.status == 1, result
+    assert_one_clean_line(result)
+    assert "401" in result.err and "ASANA_ACCESS_TOKEN" in result.err
+    assert token not in result.err + result.out
+
+
+def test_an_unreachable_host_is_one_line_after_bounded_retries(env: dict[str, str]) -> None:
+    started = time.monotonic()
+
+    result = run_process(["get", "1", "--host", "http://127.0.0.1:9/api/1.0"], env, timeout=60)
+
+    assert result.status == 1, result
+    assert_one_clean_line(result)
+    assert "127.0.0.1:9" in result.err
+    assert time.monotonic() - started < 30, "retries are bounded for a person waiting"
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["get", "abc"], "not a gid"),
+        (["create", "--resource", "1", "--target", "http://x/", "--filter", "task:made"], "action"),
+        (
+            ["create", "--resource", "1", "--target", "http://x/", "--filter", "task:added:name"],
+            "changed",
+        ),
+        (["update", "1"], "--filter"),
+        (["list"], "--workspace"),
+        (["list", "--workspace", "1", "--page-size", "500"], "1 to 100"),
+        (["get", "1", "--host", "ftp://example.com"], "http"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(cli: Any, args: list[str], complaint: str) -> None:
+    result = cli(*args)
+
+    assert result.status == 2, result
+    assert "Traceback" not in result.err
+    assert result.err.count("\n") == 1, f"one line: {result!r}"
+    assert complaint in result.err, result
+
+
+# --- create, update, delete with a real receiver -------------------------------------------
+
+
+class Process:
+    """A long-running ``asana-webhooks`` subprocess whose output lines are read in threads."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "asana_webhooks", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: queue.Queue[str] = queue.Queue()
+        self.err: queue.Queue[str] = queue.Queue()
+        self.err_seen: list[str] = []
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        for stream, lines in ((self.popen.stdout, self.out), (self.popen.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+
+    def line(self, which: str = "out", timeout: float = 15.0) -> str:
+        lines = self.out if which == "out" else self.err
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"no {which} line within {timeout}s; stderr so far: {self.err_seen}"
+            ) from None
+        if which == "err":
+            self.err_seen.append(line)
+        return line
+
+    def wait_for(self, pattern: str, which: str = "err", timeout: float = 15.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.line(which, max(0.1, deadline - time.monotonic()))
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+        return self.popen.wait(timeout)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+
+
+@pytest.fixture
+def serve(env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """Start ``asana-webhooks serve`` on a free port; yields a function returning (process, url)."""
+    started: list[Process] = []
+
+    def start(*extra: str) -> tuple[Process, str]:
+        secrets = str(tmp_path / "secrets.sqlite3")
+        process = Process(["serve", "--port", "0", "--secrets", secrets, *extra], env)
+        started.append(process)
+        url = process.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        return process, url
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_create_through_serve_then_deliver_update_and_delete(
+    fake: FakeAsana, cli: Any, serve: Any, tmp_path: Path
+) -> None:
+    receiver, url = serve()
+    target = f"{url}/hooks/project-1?team=web"
+
+    created = cli(
+        "create",
+        "--resource",
+        "1200000000000001",
+        "--target",
+        target,
+        "--filter",
+        "task:changed:name,due_on",
+        "--filter",
+        "story:added",
+        "--secrets",
+        str(tmp_path / "secrets.sqlite3"),
+        "--json",
+    )
+
+    assert created.status == 0, created
+    webhook = json.loads(created.out)
+    gid = webhook["gid"]
+    assert webhook["target"] == target
+    assert receiver.wait_for("handshake accepted for /hooks/project-1") is not None
+    secret = fake.secret_for(gid)
+    assert secret not in created.out + created.err, "the secret is never printed"
+    stored = fake.get_webhook(gid)
+    assert stored is not None
+    assert stored["filters"] == [
+        {
+            "resource_type": "task",
+            "resource_subtype": None,
+            "action": "changed",
+            "fields": ["name", "due_on"],
+        },
+        {"resource_type": "story", "resource_subtype": None, "action": "added", "fields": None},
+    ]
+
+    event = make_event("changed", "1200000000000099", field="name")
+    assert fake.deliver(gid, [event]) == 200, "serve verified the signature"
+    line = json.loads(receiver.line("out"))
+    assert line["target"] == "/hooks/project-1?team=web"
+    assert line["event"]["action"] == "changed"
+    assert line["event"]["resource"]["gid"] == "1200000000000099"
+    assert line["event"]["change"]["field"] == "name"
+    assert fake.deliver(gid, [event], signature="0" * 64) == 401, "serve refuses a forgery"
+    assert fake.heartbeat(gid) == 200
+
+    updated = cli("update", gid, "--filter", "task:added")
+    assert updated.status == 0, updated
+    assert "task:added" in updated.out
+    stored = fake.get_webhook(gid)
+    assert stored is not None and [f["action"] for f in stored["filters"]] == ["added"]
+
+    cleared = cli("update", gid, "--no-filters", "--json")
+    assert cleared.status == 0, cleared
+    assert json.loads(cleared.out)["filters"] == []
+
+    deleted = cli("delete", gid)
+    assert deleted.status == 0, deleted
+    assert deleted.out.strip() == f"deleted webhook {gid}"
+    assert fake.get_webhook(gid) is None
+
+    assert receiver.stop(signal.SIGTERM) == 0, "SIGTERM stops serve cleanly"
+    assert receiver.wait_for(r"stopped \(SIGTERM\)") is not None
+    assert receiver.out.empty(), "the forgery and the heartbeat printed no events"
+
+
+def test_create_without_a_shared_store_needs_an_open_receiver(
+    fake: FakeAsana, cli: Any, serve: Any
+) -> None:
+    receiver, url = serve("--accept-unannounced-handshakes")
+
+    created = cli("create", "--resource", "1200000000000002", "--target", f"{url}/open/2")
+
+    assert created.status == 0, created
+    gid = dict(line.split(None, 1) for line in created.out.splitlines() if "  " in line)["gid"]
+    assert "not shown" in created.out
+    assert fake.secret_for(gid) not in created.out
+    assert fake.deliver(gid, [make_event("added", "1200000000000003")]) == 200
+    assert json.loads(receiver.line("out"))["event"]["action"] == "added"
+    assert receiver.stop(signal.SIGINT) == 0, "Ctrl-C stops serve cleanly"
+
+
+def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, serve: Any) -> None:
+    _, url = serve()  # no --accept-unannounced-handshakes and no --secrets: 403 on handshake
+
+    result = cli("create", "--resource", "1200000000000004", "--target", f"{url}/x")
+
+    assert result.status == 1, result
+    assert result.err.count("\n") == 1 and "handshake" in result.err.lower(), result
+    assert fake.webhooks == []
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+def test_health_reports_a_failing_webhook_and_when_it_will_be_deleted(
+    fake: FakeAsana, cli: Any, serve: Any
+) -> None:
+    healthy = fake.add_webhook("1000100", "http://127.0.0.1:9/never-called")["gid"]
+    failing = fake.add_webhook("1000101", CLOSED_PORT_TARGET.format("failing"))["gid"]
+    assert fake.deliver(failing, [make_event()]) == 0, "nothing listens on port 9"
+    assert fake.deliver(failing, [make_event()]) == 0
+
+    table = cli("health", "--workspace", fake.workspace_gid)
+    as_json = cli("health", "--workspace", fake.workspace_gid, "--json")
+    everything = cli("health", "--workspace", fake.workspace_gid, "--all", "--json")
+
+    assert table.status == 0, table
+    assert failing in table.out and healthy not in table.out, table
+    assert "failing, deletion due" in table.out
+    assert "2 retries so far" in table.out
+    assert re.search(r"Asana deletes it in 23h 5\dm", table.out), table
+    assert table.out.splitlines()[-1] == "1 of 2 webhooks need attention"
+    assert as_json.status == 0, as_json
+    [report] = json.loads(as_json.out)
+    assert report["gid"] == failing and report["healthy"] is False
+    assert report["states"] == ["failing", "deletion due"]
+    assert report["delivery_retry_count"] == 2
+    assert report["failure_deletion_timestamp"] is not None
+    assert report["last_success_at"] is None
+    assert {item["gid"]: item["healthy"] for item in json.loads(everything.out)} == {
+        healthy: True,
+        failing: False,
+    }
+
+
+def test_health_says_all_is_well_when_it_is(fake: FakeAsana, cli: Any) -> None:
+    seed(fake, 3)
+
+    result = cli("health", "--workspace", fake.workspace_gid)
+
+    assert result.status == 0, result
+    assert result.out == "all 3 webhooks are delivering\n"
+
+
+NOW = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def webhook(**fields: Any) -> WebhookResponse:
+    return WebhookResponse(**{"gid": "1", "active": True, **fields})
+
+
+@pytest.mark.parametrize(
+    ("record", "states"),
+    [
+        (webhook(last_success_at=NOW - datetime.timedelta(hours=1)), []),
+        (webhook(active=False), ["inactive"]),
+        (
+            webhook(
+                last_success_at=NOW - datetime.timedelta(hours=2),
+                last_failure_at=NOW - datetime.timedelta(hours=1),
+            ),
+            ["failing"],
+        ),
+        (
+            webhook(
+                last_failure_at=NOW - datetime.timedelta(hours=1),
+                last_success_at=NOW - datetime.timedelta(minutes=5),
+            ),
+            [],
+        ),
+        (
+            webhook(delivery_retry_count=3, failure_deletion_timestamp=NOW - datetime.timedelta(1)),
+            ["failing", "deletion due"],
+        ),
+        (webhook(last_success_at=NOW - datetime.timedelta(hours=10)), ["silent"]),
+        (webhook(created_at=NOW - datetime.timedelta(days=2)), ["silent"]),
+    ],
+)
+def test_health_states(record: WebhookResponse, states: list[str]) -> None:
+    assert [problem.state for problem in health_problems(record, NOW)] == states
+
+
+def test_overdue_deletion_is_said_plainly() -> None:
+    record = webhook(failure_deletion_timestamp=NOW - datetime.timedelta(hours=2))
+    details = [problem.detail for problem in health_problems(record, NOW)]
+    assert details == ["due for deletion since 2024-05-01 10:00:00 UTC (2h 0m ago)"]
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("task:changed:name,due_on", WebhookFilter("task", None, "changed", ["name", "due_on"])),
+        ("task:added", WebhookFilter("task", None, "added", None)),
+        ("task", WebhookFilter("task", None, None, None)),
+        ("task/milestone:changed", WebhookFilter("task", "milestone", "changed", None)),
+        (":deleted", WebhookFilter(None, None, "deleted", None)),
+        ("*:removed", WebhookFilter(None, None, "removed", None)),
+        (" story : added ", WebhookFilter("story", None, "added", None)),
+    ],
+)
+def test_filter_syntax(spec: str, expected: WebhookFilter) -> None:
+    assert parse_filter(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "*", "::", "task:made", "task:added:name", "a:b:c:d"])
+def test_malformed_filters_are_usage_errors(spec: str) -> None:
+    with pytest.raises(UsageError, match="--filter"):
+        parse_filter(spec)
+
+
+# --- the stand-in on its own ---------------------------------------------------------------
+
+
+def test_fake_serves_until_interrupted_and_the_cli_can_use_it(tmp_path: Path) -> None:
+    token = "token-for-the-stand-in"
+    process = Process(["fake", "--port", "0", "--token", token], dict(os.environ))
+    try:
+        url = process.wait_for(r"serving at (http://127\.0\.0\.1:\d+/api/1\.0)", "out").group(1)
+        workspace = process.wait_for(r"workspace: (\d+)", "out").group(1)
+        env = {**os.environ, "ASANA_HOST": url, "ASANA_ACCESS_TOKEN": token}
+
+        listed = run_process(["list", "--workspace", workspace, "--json"], env)
+
+        assert listed.status == 0, listed
+        assert json.loads(listed.out) == []
+        assert process.stop(signal.SIGINT) == 0, "Ctrl-C stops the stand-in cleanly"
+    finally:
+        process.kill()
+
+
+def test_python_dash_m_and_the_console_script_agree() -> None:
+    script = Path(sys.executable).with_name("asana-webhooks")
+    version = run_process(["--version"], dict(os.environ))
+    assert version.status == 0 and version.out.startswith("asana-webhooks "), version
+    if script.exists():
+        done = subprocess.run(
+            [str(script), "--version"], capture_output=True, text=True, timeout=30
+        )
+        assert done.stdout == version.out
