@@ -9,7 +9,7 @@ import http.client
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from asana_webhooks import Event
@@ -74,8 +74,8 @@ class RoundRobinProxy:
         self.routed: list[tuple[int, str, str]] = []
         self._lock = threading.Lock()
         self._next = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
 
     def _choose(self, path: str, kind: str) -> int:
         with self._lock:

@@ -529,3 +529,68 @@ def test_python_dash_m_and_the_console_script_agree() -> None:
             [str(script), "--version"], capture_output=True, text=True, timeout=30
         )
         assert done.stdout == version.out
+
+
+# --- the WSGI app behind serve (and the demo without Flask) -----------------------------------
+
+
+def post_raw(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send raw HTTP bytes to ``url``'s server; return the status and the body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_the_wsgi_receiver_refuses_what_is_not_a_webhook_post() -> None:
+    from asana_webhooks import MemorySecretStore, WebhookReceiver
+    from asana_webhooks._wsgi import ReceiverServer
+
+    receiver = WebhookReceiver(MemorySecretStore(), max_body_bytes=100)
+    with ReceiverServer.for_receiver(receiver) as server:
+        host = f"Host: 127.0.0.1:{server.port}\r\n"
+        get = post_raw(server.url, f"GET /a HTTP/1.0\r\n{host}\r\n".encode())
+        too_big = post_raw(
+            server.url, f"POST /a HTTP/1.0\r\n{host}Content-Length: 101\r\n\r\n".encode()
+        )
+        unsigned = post_raw(
+            server.url,
+            f"POST /a HTTP/1.0\r\n{host}Content-Length: 13\r\n\r\n".encode() + b'{"events":[]}',
+        )
+        no_length = post_raw(server.url, f"POST /a HTTP/1.0\r\n{host}\r\n".encode())
+
+    assert get[0] == 405, "only POST is a webhook request"
+    assert too_big[0] == 413, "an announced body over the limit is refused unread"
+    assert unsigned[0] == 401, "a delivery without a secret or signature is refused"
+    assert no_length[0] == 401, "no Content-Length: an empty body, not a hung read"
+
+
+def test_the_wsgi_receiver_keys_secrets_by_utf8_path_and_query() -> None:
+    from asana_webhooks import MemorySecretStore, WebhookReceiver, sign_body
+    from asana_webhooks._wsgi import ReceiverServer
+
+    store = MemorySecretStore()
+    calls: list[str] = []
+    receiver = WebhookReceiver(store, lambda events, target: calls.append(target))
+    store.set("/hooks/caf%C3%A9?team=a", "s" * 64)
+    body = b'{"events":[{"resource":{"gid":"1","resource_type":"task"},"action":"added"}]}'
+    with ReceiverServer.for_receiver(receiver) as server:
+        status, _ = post_raw(
+            server.url,
+            (
+                f"POST /hooks/caf%C3%A9?team=a HTTP/1.0\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"X-Hook-Signature: {sign_body(body, 's' * 64)}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body,
+        )
+
+    assert status == 200
+    assert calls == ["/hooks/caf%C3%A9?team=a"]
