@@ -1,0 +1,1 @@
+"""The app that establishes webhooks and keeps the events Asana delivers."""

@@ -1,0 +1,1 @@
+"""An example Django site receiving Asana webhooks."""
