@@ -255,7 +255,11 @@ class FakeAsana:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """API requests received, in the order they were answered (last 10,000)."""
+        """API requests received, in the order they were answered (the last 10,000).
+
+        Each is recorded just before its answer is sent, so once a client has an answer (or a
+        dropped connection), its request is here.
+        """
         return self._app.snapshot_requests()
 
     def clear_requests(self) -> None:

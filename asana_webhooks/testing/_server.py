@@ -12,7 +12,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from asana_webhooks.testing._app import ApiRequest, AsanaApp, split_base_path
@@ -150,16 +150,16 @@ class _Handler(BaseHTTPRequestHandler):
         faults = app.faults
         early = faults.take(FaultStage.ON_HEADERS, method, fault_path, _EARLY)
         if early is not None:
-            self._drop(early)
             record(None, "drop")
+            self._drop(early)
             return
         try:
             body = self._read_body()
         except _BadRequestBody as exc:
             self.close_connection = True
             response = error_response(400, str(exc))
-            self._write(response)
             record(response.status, None)
+            self._write(response)
             return
 
         fault_name: Optional[str] = None
@@ -167,13 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         if delay is not None:
             fault_name = "delay"
             if self.server.stopping.wait(delay.seconds):
-                self._drop(delay)
                 record(None, "delay")
+                self._drop(delay)
                 return
 
         before = faults.take(FaultStage.BEFORE_HANDLING, method, fault_path, _BEFORE)
         if before is not None:
-            record(self._apply(before, None), before.kind.value)
+            self._apply(before, None, record)
             return
 
         if route is None and split.path == TOKEN_PATH:
@@ -194,24 +194,30 @@ class _Handler(BaseHTTPRequestHandler):
 
         after = faults.take(FaultStage.AFTER_HANDLING, method, fault_path, _AFTER)
         if after is not None:
-            record(self._apply(after, response), after.kind.value)
+            self._apply(after, response, record)
             return
-        self._write(response)
         record(response.status, fault_name)
+        self._write(response)
 
-    def _apply(self, fault: Fault, handled: Optional[Response]) -> Optional[int]:
-        """Answer as ``fault`` says; return the status sent (``None`` if nothing was)."""
+    def _apply(
+        self,
+        fault: Fault,
+        handled: Optional[Response],
+        record: Callable[[Optional[int], Optional[str]], None],
+    ) -> None:
+        """Answer as ``fault`` says, recording first (a client that got the answer finds it)."""
         if fault.kind is FaultKind.DROP:
+            record(None, fault.kind.value)
             self._drop(fault)
-            return None
-        if fault.kind is FaultKind.TRUNCATE and handled is not None:
+        elif fault.kind is FaultKind.TRUNCATE and handled is not None:
+            record(handled.status, fault.kind.value)
             self.close_connection = True
             keep = fault.keep_bytes if fault.keep_bytes is not None else len(handled.body) // 2
             self._write(handled, truncate_to=keep)
-            return handled.status
-        response = self._fault_response(fault)
-        self._write(response)
-        return response.status
+        else:
+            response = self._fault_response(fault)
+            record(response.status, fault.kind.value)
+            self._write(response)
 
     @staticmethod
     def _fault_response(fault: Fault) -> Response:
