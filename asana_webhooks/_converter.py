@@ -140,9 +140,15 @@ def _objects_only(
     # without this check `"filters": ["abc"]` would quietly become an empty WebhookFilter.
     name = model.__name__
 
+    # A listing without "data" would otherwise read as "no webhooks": a lookup before a
+    # re-create would then miss the webhook that exists and make a duplicate.
+    required = "data" if model is _models.GetWebhooks200Response else None
+
     def hook(value: Any, tp: Any) -> Any:
         if type(value) is not dict:
             raise TypeError(f"expected a {name} object, got {type(value).__name__}")
+        if required is not None and required not in value:
+            raise KeyError(required)
         return generated(value, tp)
 
     return hook
@@ -285,6 +291,8 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     data = getattr(obj, "data", None)
+    if cls is _models.GetWebhooks200Response and not data:
+        return None  # an empty page, or no "data" at all: cattrs tells them apart
     if isinstance(data, list):
         if not all(_aware(w) for w in data):
             return None
