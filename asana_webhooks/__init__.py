@@ -58,7 +58,7 @@ from asana_webhooks._webhooks_api import WebhooksApi
 
 # --- receiving (issue 3) ---
 # isort: split
-from asana_webhooks._establish import HandshakeError, establish_webhook
+from asana_webhooks._establish import AmbiguousCreateError, HandshakeError, establish_webhook
 from asana_webhooks._events import (
     Change,
     Event,
@@ -144,6 +144,7 @@ __all__ = [
     # receiving and the rest
     "sign_body",
     "verify_signature",
+    "AmbiguousCreateError",
     "Change",
     "DEFAULT_ANNOUNCEMENT_TTL",
     "DEFAULT_MAX_BODY_BYTES",
