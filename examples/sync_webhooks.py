@@ -152,7 +152,7 @@ def failure(webhook: WebhookResponse) -> Optional[str]:
 
 
 def apply_plan(
-    api: WebhooksApi, store: SecretStore, plan: Plan, out: TextIO
+    api: WebhooksApi, store: SecretStore, workspace: str, plan: Plan, out: TextIO
 ) -> list[WebhookResponse]:
     """Carry the plan out; return the webhooks whose health can be judged now.
 
@@ -171,7 +171,10 @@ def apply_plan(
         print(f"updated   {webhook.gid}  {webhook.target} (filters)", file=out)
         result.append(updated or webhook)
     for item in plan.create:
-        created = establish_webhook(api, store, item.resource, item.target, item.filters)
+        # workspace=: if the create's answer is lost, look the webhook up instead of guessing.
+        created = establish_webhook(
+            api, store, item.resource, item.target, item.filters, workspace=workspace
+        )
         print(f"created   {created.gid}  {item.target}", file=out)
     return result
 
@@ -207,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
                     print(f"would delete  {webhook.gid}  {webhook.target}", file=out)
                 webhooks = plan.unchanged + [webhook for webhook, _ in plan.update]
             else:
-                webhooks = apply_plan(api, store, plan, out)
+                webhooks = apply_plan(api, store, workspace, plan, out)
     except AsanaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,21 @@ def serve(app: Any) -> Iterator[str]:
         thread.join(5)
 
 
+# --- the quick start -----------------------------------------------------------------------------
+
+
+def test_quickstart_runs_from_start_to_finish() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "delivery answered 200; 1 event(s) received" in result.stdout, result.stdout
+    assert "deleted; 0 webhooks left" in result.stdout, result.stdout
+
+
 # --- Flask ----------------------------------------------------------------------------------------
 
 
