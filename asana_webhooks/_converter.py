@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import sys
 import typing
 from typing import Any, Callable, Optional, TypeVar
@@ -48,14 +49,48 @@ def _expect(kind: type[Any]) -> Callable[[Any, Any], Any]:
     return hook
 
 
+# An RFC 3339 date-time, which fromisoformat may refuse: a lowercase "z" (3.11+ refuses it),
+# and before 3.11 also fractions of other than 3 or 6 digits and "+HHMM" offsets.
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.([0-9]{1,6})[0-9]*)?([Zz]|[+-][0-9]{2}:?[0-9]{2})"
+)
+
+
+def _rfc3339_as_iso(value: str) -> Optional[str]:
+    """An RFC 3339 date-time in the one form every fromisoformat reads (fraction truncated
+    to microseconds, as 3.11+ does), or None when ``value`` is not RFC 3339."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return None
+    date, time, fraction, zone = match.groups()
+    if zone in ("Z", "z"):
+        zone = "+00:00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    return f"{date}T{time}{'.' + fraction.ljust(6, '0') if fraction else ''}{zone}"
+
+
 def parse_datetime(value: Any, _: Any = None) -> _dt.datetime:
-    """An ISO 8601 / RFC 3339 date-time with an offset (Asana sends ``...Z``) -> aware datetime."""
+    """An ISO 8601 / RFC 3339 date-time with an offset (Asana sends ``...Z``) -> aware datetime.
+
+    Every RFC 3339 date-time is read alike on every Python we support; beyond that, what
+    the running Python's ``fromisoformat`` reads is accepted too.
+    """
     if type(value) is not str:
         raise TypeError(f"expected a date-time string, got {type(value).__name__}")
-    if _FROMISO_TAKES_Z:
-        parsed = _dt.datetime.fromisoformat(value)
-    else:
-        parsed = _dt.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "Zz" else value)
+    try:
+        if _FROMISO_TAKES_Z:
+            parsed = _dt.datetime.fromisoformat(value)
+        else:
+            parsed = _dt.datetime.fromisoformat(
+                value[:-1] + "+00:00" if value[-1:] in "Zz" else value
+            )
+    except ValueError:
+        iso = _rfc3339_as_iso(value)
+        if iso is None:
+            raise
+        parsed = _dt.datetime.fromisoformat(iso)
     if parsed.tzinfo is None:
         raise ValueError(f"date-time without a timezone: {value!r}")
     return parsed
@@ -245,6 +280,8 @@ def unstructure(obj: Any) -> Any:
 def loads_json(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except RecursionError:
+        raise InvalidResponseError("body is JSON nested too deeply to read") from None
     except (ValueError, TypeError) as exc:
         raise InvalidResponseError(f"body is not JSON ({_sniff(body)})") from exc
 
@@ -277,18 +314,39 @@ def _aware(webhook: Optional[_models.WebhookResponse]) -> bool:
     return True
 
 
+# msgspec rounds a fraction of seven or more digits to microseconds; fromisoformat truncates.
+_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
+# A \u escape of an ASCII character could hide such a fraction from that search.
+_ASCII_ESCAPE = re.compile(rb"\\u00[0-7]")
+
+
+def _msgspec_may_differ(body: bytes) -> bool:
+    """True when msgspec could read some date-time in ``body`` otherwise than cattrs.
+
+    The two read every RFC 3339 date-time alike, except a fraction beyond microseconds
+    (rounded by one, truncated by the other); Asana sends milliseconds. A cheap search of
+    the raw bytes finds any such fraction (or a reason to doubt the search) anywhere.
+    """
+    if b"\\u00" in body and _ASCII_ESCAPE.search(body):
+        return True
+    return _LONG_FRACTION.search(body) is not None
+
+
 def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     """msgspec straight into our attrs classes, or None when cattrs must decide.
 
     cattrs stays the converter of record: whenever msgspec refuses a body, or would accept
-    something cattrs does not (a date-time without an offset), the caller falls back to it.
+    something cattrs does not (a date-time without an offset), or might read a date-time
+    otherwise than cattrs, the caller falls back to it.
     """
+    if _msgspec_may_differ(body):
+        return None
     decoder = _DECODERS.get(cls)
     if decoder is None:
         decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
     try:
         obj = decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     data = getattr(obj, "data", None)
     if cls is _models.GetWebhooks200Response and not data:
