@@ -291,7 +291,7 @@ def _parse_errors(body: bytes) -> tuple[list[Error], Optional[str]]:
         return [], "empty body"
     try:
         data = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deeply
         head = body[:64].lstrip().lower()
         if head.startswith((b"<!doctype html", b"<html")):
             return (

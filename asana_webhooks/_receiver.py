@@ -203,7 +203,15 @@ def _plausible_secret(secret: object) -> bool:
     # not be echoed in a header or stored sensibly.
     if not isinstance(secret, str):  # a framework that hands over bytes, say
         return False
-    return 0 < len(secret) <= _MAX_SECRET_LENGTH and secret.isascii() and secret.isprintable()
+    # No commas or spaces: a server joins repeated X-Hook-Secret headers into "a, b" or
+    # "a,b", a secret nobody sent; such a handshake is malformed, not something to store.
+    return (
+        0 < len(secret) <= _MAX_SECRET_LENGTH
+        and secret.isascii()
+        and secret.isprintable()
+        and "," not in secret
+        and " " not in secret
+    )
 
 
 def _header(headers: Mapping[str, str], lowered_name: str) -> Optional[str]:

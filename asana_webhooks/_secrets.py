@@ -43,10 +43,13 @@ def target_key(target: str) -> str:
     else:
         parts = urlsplit(target)
         path, query = parts.path, parts.query
-    path = quote(unquote(path), safe=_PATH_SAFE) or "/"
+    # surrogatepass: a path a server decoded with surrogateescape still gets a key, not a crash.
+    path = quote(unquote(path), safe=_PATH_SAFE, errors="surrogatepass") or "/"
     if not query:
         return path
-    query = _ESCAPE.sub(lambda m: m.group(0).upper(), quote(query, safe=_QUERY_SAFE))
+    query = _ESCAPE.sub(
+        lambda m: m.group(0).upper(), quote(query, safe=_QUERY_SAFE, errors="surrogatepass")
+    )
     return f"{path}?{query}"
 
 
