@@ -9,10 +9,13 @@ sends a string is a malformed response, not something to coerce.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
+import operator
 import re
 import sys
 import typing
+from collections.abc import Iterable
 from typing import Any, Callable, Optional, TypeVar
 
 import attrs
@@ -304,14 +307,18 @@ _DATETIME_FIELDS = tuple(
 )
 
 
-def _aware(webhook: Optional[_models.WebhookResponse]) -> bool:
-    if webhook is None:
-        return True
-    for name in _DATETIME_FIELDS:
-        value = getattr(webhook, name)
-        if value is not None and value.tzinfo is None:
-            return False
-    return True
+_datetimes_of = operator.attrgetter(*_DATETIME_FIELDS)
+_tzinfo_of = operator.attrgetter("tzinfo")
+
+
+def _all_aware(webhooks: Iterable[_models.WebhookResponse]) -> bool:
+    """No date-time without an offset among them (msgspec reads those, cattrs refuses them).
+
+    The loops run in C: a datetime is always true, so ``filter(None, ...)`` drops only the
+    missing ones. A Python loop over the fields cost a fifth of the fast path on a page.
+    """
+    values = itertools.chain.from_iterable(map(_datetimes_of, webhooks))
+    return None not in set(map(_tzinfo_of, filter(None, values)))
 
 
 # msgspec rounds a fraction of seven or more digits to microseconds; fromisoformat truncates.
@@ -352,9 +359,9 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     if cls is _models.GetWebhooks200Response and not data:
         return None  # an empty page, or no "data" at all: cattrs tells them apart
     if isinstance(data, list):
-        if not all(_aware(w) for w in data):
+        if not _all_aware(data):
             return None
-    elif isinstance(data, _models.WebhookResponse) and not _aware(data):
+    elif isinstance(data, _models.WebhookResponse) and not _all_aware((data,)):
         return None
     return typing.cast(T, obj)
 
