@@ -8,6 +8,9 @@ real timing is the point; every real wait stays near a second.
 from __future__ import annotations
 
 import email.utils
+import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -357,3 +360,84 @@ def test_an_expired_offset_to_resume_from_is_a_pagination_error(h: Harness) -> N
     with pytest.raises(PaginationError) as caught:
         list(h.api.iter_webhooks(h.fake.workspace_gid, page_size=2, offset=first.next_page.offset))
     assert caught.value.items_seen == 0 and caught.value.offset == first.next_page.offset
+
+
+# --- a reset in the middle of the body ----------------------------------------------------------
+
+
+class ResetMidBody:
+    """A raw server: answers every request with headers and part of a body, then a TCP reset.
+
+    FakeAsana cuts bodies with a clean close (``truncate_next``); this is the rude version.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)  # closing a socket does not wake accept(): poll
+        self.stopping = threading.Event()
+        self.requests: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/1.0"
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    request += chunk
+                self.requests.append(request.split(b"\r\n", 1)[0])
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 200\r\n\r\n{"data": {"gid": "1", "tar'
+                )
+                time.sleep(0.02)
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.mark.parametrize("kind", [RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+def test_a_reset_mid_body_is_a_connection_error_retried_only_for_reads(
+    kind: type[Transport],
+) -> None:
+    server = ResetMidBody()
+    sleeps: list[float] = []
+    transport = kind()
+    config = Configuration(
+        host=server.url,
+        access_token="t",
+        timeout=Timeout(connect=2.0, read=2.0),
+        retry=RetryPolicy(max_attempts=3, sleep=sleeps.append),
+    )
+    api = WebhooksApi(ApiClient(config, transport=transport))
+    try:
+        with pytest.raises(ApiConnectionError) as caught:
+            api.get_webhook("1")
+        assert caught.value.request_sent is True
+        assert len(server.requests) == 3 and len(sleeps) == 2, (server.requests, sleeps)
+        server.requests.clear()
+        with pytest.raises(ApiConnectionError):
+            api.create_webhook(
+                CreateWebhookRequest(data=WebhookRequest(resource=RESOURCE, target="http://x/y"))
+            )
+        assert len(server.requests) == 1, "a create cut mid-answer must not be sent again"
+    finally:
+        transport.close()
+        server.close()
