@@ -354,6 +354,12 @@ def site(request: pytest.FixtureRequest) -> Iterator[Site]:
 DELIVERY = json.dumps({"events": [make_event()]}).encode()
 
 
+def echoes_a_secret(answer: bytes) -> bool:
+    """Whether the answer's head carries an X-Hook-Secret header (its body may name it)."""
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    return b"\r\nx-hook-secret:" in head
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 def test_wrong_methods_are_405_and_store_nothing(site: Site, method: str) -> None:
     site.store.announce("/asana/t")
@@ -382,7 +388,7 @@ def test_two_secret_headers_in_a_handshake_are_refused(site: Site) -> None:
     site.store.announce("/asana/h")
     status, answer = site.post("/asana/h", [("X-Hook-Secret", "aaaa"), ("X-Hook-Secret", "bbbb")])
     assert status == 400, f"a handshake with two secrets got {status}"
-    assert b"X-Hook-Secret" not in answer
+    assert not echoes_a_secret(answer)
     assert site.store.get("/asana/h") is None, "a merged 'aaaa,bbbb' must not be stored"
 
 
@@ -448,7 +454,7 @@ def test_a_body_that_is_not_utf8_is_400_when_signed_and_401_when_not(site: Site)
 def test_a_second_handshake_is_refused_unless_announced(site: Site) -> None:
     site.store.set("/asana/t", SECRET)
     status, answer = site.post("/asana/t", [("X-Hook-Secret", "c" * 64)])
-    assert status == 403 and b"X-Hook-Secret" not in answer
+    assert status == 403 and not echoes_a_secret(answer)
     assert site.store.get("/asana/t") == SECRET, "an unannounced handshake replaced the secret"
     site.store.announce("/asana/t")
     status, answer = site.post("/asana/t", [("X-Hook-Secret", "c" * 64)])
