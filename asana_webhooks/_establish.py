@@ -320,6 +320,6 @@ def _delete_quietly(api: CreatesWebhooks, gid: Optional[str]) -> bool:
     try:
         api.delete_webhook(gid)
     except Exception:
-        logger.exception("Could not delete webhook %s after its handshake failed", gid)
+        logger.exception("Could not delete webhook %s; delete it by hand", gid)
         return False
     return True
