@@ -45,6 +45,7 @@ from asana_webhooks._models import (
 from asana_webhooks._retry import RetryPolicy
 from asana_webhooks._signature import sign_body, verify_signature
 from asana_webhooks._transport import (
+    HTTPClientTransport,
     MockTransport,
     Request,
     RequestsTransport,
@@ -133,6 +134,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookUpdateRequest",
     "RetryPolicy",
+    "HTTPClientTransport",
     "MockTransport",
     "Request",
     "RequestsTransport",

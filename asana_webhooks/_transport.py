@@ -7,8 +7,14 @@ place per backend, and each mapping records whether the request provably never l
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
+import logging
 import os
+import select
+import socket
+import ssl
 import threading
 import urllib.parse
 import urllib.request
@@ -16,13 +22,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import attrs
+import certifi
 import requests
 import requests.adapters
 import urllib3
 from requests.structures import CaseInsensitiveDict
 from urllib3._collections import HTTPHeaderDict
 
-from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError
+from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError, InvalidRequestError
 
 
 @attrs.frozen(slots=True)
@@ -435,3 +442,334 @@ class MockTransport:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+# --- the standard library's http.client ------------------------------------------------------
+
+_logger = logging.getLogger("asana_webhooks")
+_HAS_POLL = hasattr(select, "poll")  # select() cannot watch descriptors above 1023
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """True when an idle keep-alive connection can no longer be used.
+
+    An idle connection has nothing to read, so a readable socket means the server closed it
+    (or sent something nobody asked for): either way it must not carry the next request.
+    """
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        if _HAS_POLL:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class _IdleConnections:
+    """Idle keep-alive connections to one origin: last in, first out, bounded, never blocking.
+
+    A caller that finds none opens a new connection; one given back beyond ``maxsize`` is
+    closed, with urllib3's warning, so an undersized pool shows in the logs.
+    """
+
+    __slots__ = ("_closed", "_idle", "_lock", "_maxsize", "origin")
+
+    def __init__(self, origin: str, maxsize: int) -> None:
+        self.origin = origin
+        self._maxsize = maxsize
+        self._idle: list[http.client.HTTPConnection] = []
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def take(self) -> Optional[http.client.HTTPConnection]:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                connection = self._idle.pop()
+            if not _dropped(connection):
+                return connection
+            connection.close()  # the server closed it while it sat idle: try the next one
+
+    def give_back(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self._maxsize:
+                self._idle.append(connection)
+                return
+            full = not self._closed
+        connection.close()
+        if full:
+            _logger.warning(
+                "Connection pool is full, discarding connection: %s. Connection pool size: %d",
+                self.origin,
+                self._maxsize,
+            )
+
+    def close(self) -> None:
+        """Close every idle connection; connections given back later are closed too."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+class _Route:
+    """How requests to one origin travel: straight there, tunnelled, or through a proxy."""
+
+    __slots__ = ("absolute", "cut", "host", "idle", "port", "proxy_headers", "tls", "tunnel")
+
+    def __init__(
+        self,
+        idle: _IdleConnections,
+        host: str,
+        port: Optional[int],
+        *,
+        tls: bool,
+        cut: int,
+        tunnel: Optional[tuple[str, Optional[int], dict[str, str]]] = None,
+        proxy_headers: Optional[dict[str, str]] = None,
+    ) -> None:
+        self.idle = idle
+        self.host = host  # what the socket connects to: the origin, or the proxy
+        self.port = port
+        self.tls = tls  # TLS on that socket (after the CONNECT, when tunnelled)
+        self.cut = cut  # how much of the URL to drop: the origin, or nothing for a proxy
+        self.absolute = cut == 0
+        self.tunnel = tunnel  # (host, port, CONNECT headers) of an https origin behind a proxy
+        self.proxy_headers = proxy_headers or {}  # sent with each request to a plain proxy
+
+
+def _tls_context(
+    verify: bool | str, cert: Optional[str | tuple[str, str]], trust_env: bool
+) -> ssl.SSLContext:
+    """Verification on unless ``verify=False``; the CA bundle requests would use by default."""
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        bundle = verify if isinstance(verify, str) else None
+        if bundle is None and trust_env:
+            bundle = _env_ca_bundle() or os.environ.get("SSL_CERT_FILE") or None
+        bundle = bundle or certifi.where()
+        if os.path.isdir(bundle):
+            context = ssl.create_default_context(capath=bundle)
+        else:
+            context = ssl.create_default_context(cafile=bundle)
+    context.set_alpn_protocols(["http/1.1"])
+    if isinstance(cert, tuple):
+        context.load_cert_chain(cert[0], cert[1])
+    elif cert:
+        context.load_cert_chain(cert)
+    return context
+
+
+def _joined_headers(pairs: list[tuple[str, str]]) -> HTTPHeaderDict:
+    # Case-insensitive; a repeated header (Asana-Change) joined with ", " as urllib3 does.
+    return HTTPHeaderDict(pairs)
+
+
+def _http_client_error(exc: BaseException, request: Request, connected: bool) -> Exception:
+    """The one place http.client's exceptions become ours.
+
+    ``connected``: a connection to the server was up, so the request may have reached it.
+    Before that (DNS, refused, connect timeout, TLS handshake, a proxy refusing the
+    CONNECT) nothing was sent.
+    """
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        if connected:
+            return ApiTimeoutError(
+                f"read timeout after {request.timeout.read}s on {_describe(request)}",
+                request_sent=True,
+            )
+        return ApiTimeoutError(
+            f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
+            request_sent=False,
+        )
+    what = "connection failed" if connected else "could not connect"
+    return ApiConnectionError(
+        f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=connected
+    )
+
+
+class HTTPClientTransport:
+    """The leanest path: the standard library's ``http.client``, with a pool of our own.
+
+    Same keywords as ``Urllib3Transport``. Keep-alive connections are kept per origin, last
+    in first out, at most ``pool_maxsize`` idle; a thread that finds none opens a new one,
+    never waits. A pooled connection the server has closed meanwhile is noticed before use
+    and dropped. TLS is verified by default against the CA bundle requests uses (certifi,
+    or ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` when ``trust_env``). Proxies come from
+    ``proxies=`` or the environment, resolved once per origin; an https origin goes through
+    an http proxy with ``CONNECT``. Responses are never compressed (``Accept-Encoding:
+    identity``). Nothing starts a thread; constructing one opens no socket.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: bool | str = True,
+        cert: Optional[str | tuple[str, str]] = None,
+        proxies: Optional[Mapping[str, str]] = None,
+        trust_env: bool = True,
+        pool_connections: int = 4,
+        pool_maxsize: int = 32,
+    ) -> None:
+        self._verify = verify
+        self._cert = cert
+        self._proxies = dict(proxies or {})
+        self._trust_env = trust_env
+        self._pool_connections = max(1, pool_connections)
+        self._pool_maxsize = pool_maxsize
+        self._routes: dict[str, _Route] = {}
+        self._context: Optional[ssl.SSLContext] = None  # made on the first https connection
+        self._lock = threading.Lock()
+
+    def _route(self, url: str) -> _Route:
+        scheme, netloc = urllib.parse.urlsplit(url)[:2]
+        origin = f"{scheme}://{netloc}"
+        route = self._routes.get(origin)
+        if route is not None:
+            return route
+        route = self._new_route(origin)
+        evicted: list[_Route] = []
+        with self._lock:
+            route = self._routes.setdefault(origin, route)
+            while len(self._routes) > self._pool_connections:  # the oldest origin goes
+                evicted.append(self._routes.pop(next(iter(self._routes))))
+        for old in evicted:
+            old.idle.close()
+        return route
+
+    def _new_route(self, origin: str) -> _Route:
+        parts = urllib.parse.urlsplit(origin)
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+        if scheme not in ("http", "https"):
+            raise InvalidRequestError(f"HTTPClientTransport sends http and https, not {scheme!r}")
+        idle = _IdleConnections(origin, self._pool_maxsize)
+        tls = scheme == "https"
+        proxy = self._proxies.get(scheme)
+        if proxy is None and self._trust_env and not _proxy_bypass(host):
+            proxy = urllib.request.getproxies_environment().get(scheme)
+        if not proxy:
+            return _Route(idle, host, port, tls=tls, cut=len(origin))
+        if "://" not in proxy:
+            proxy = f"http://{proxy}"
+        via = urllib.parse.urlsplit(proxy)
+        if via.scheme not in ("http", "https") or (tls and via.scheme == "https"):
+            raise InvalidRequestError(
+                f"HTTPClientTransport cannot send {scheme} through a {via.scheme} proxy; "
+                "use Urllib3Transport or RequestsTransport"
+            )
+        headers: dict[str, str] = {}
+        if via.username is not None:
+            user = urllib.parse.unquote(via.username)
+            password = urllib.parse.unquote(via.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Proxy-Authorization"] = f"Basic {token}"
+        proxy_port = via.port or (443 if via.scheme == "https" else 80)
+        if tls:  # CONNECT through the proxy, then TLS with the origin itself
+            return _Route(
+                idle,
+                via.hostname or "",
+                proxy_port,
+                tls=True,
+                cut=len(origin),
+                tunnel=(host, port or 443, headers),
+            )
+        return _Route(
+            idle,
+            via.hostname or "",
+            proxy_port,
+            tls=via.scheme == "https",
+            cut=0,
+            proxy_headers=headers,
+        )
+
+    def _tls(self) -> ssl.SSLContext:
+        context = self._context
+        if context is None:
+            context = _tls_context(self._verify, self._cert, self._trust_env)
+            with self._lock:
+                if self._context is None:
+                    self._context = context
+                context = self._context
+        return context
+
+    def _connect(self, route: _Route, timeout: float) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection
+        if route.tls:
+            connection = http.client.HTTPSConnection(
+                route.host, route.port, timeout=timeout, context=self._tls()
+            )
+        else:
+            connection = http.client.HTTPConnection(route.host, route.port, timeout=timeout)
+        if route.tunnel is not None:
+            connection.set_tunnel(*route.tunnel)
+        try:
+            connection.connect()
+        except BaseException:
+            connection.close()  # a TLS handshake that failed leaves the plain socket open
+            raise
+        return connection
+
+    def handle_request(self, request: Request) -> Response:
+        route = self._route(request.url)
+        target = request.url
+        if route.cut:  # the connection knows its origin: send only the path and query
+            target = target[route.cut :]
+            if not target.startswith("/"):
+                target = "/" + target
+        # http.client adds "Accept-Encoding: identity" when the caller sets none: it does
+        # not decompress, so no caller's gzip may reach the server.
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() != "accept-encoding"
+        }
+        if route.proxy_headers:
+            headers.update(route.proxy_headers)
+        timeout = request.timeout
+        connection = route.idle.take()
+        connected = connection is not None
+        try:
+            if connection is None:
+                connection = self._connect(route, timeout.connect)
+                connected = True
+            sock = connection.sock
+            if sock.gettimeout() != timeout.read:
+                sock.settimeout(timeout.read)
+            connection.request(request.method, target, request.body, headers)
+            answer = connection.getresponse()
+            body = answer.read()  # all of it, or IncompleteRead
+        except (OSError, http.client.HTTPException) as exc:
+            if connection is not None:
+                connection.close()
+            raise _http_client_error(exc, request, connected) from exc
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
+        if answer.will_close:
+            connection.close()
+        else:
+            route.idle.give_back(connection)
+        return Response(answer.status, _joined_headers(answer.getheaders()), body, answer.reason)
+
+    def close(self) -> None:
+        with self._lock:
+            routes = list(self._routes.values())
+            self._routes.clear()
+        for route in routes:
+            route.idle.close()
+
+    def __enter__(self) -> HTTPClientTransport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
