@@ -17,6 +17,7 @@ import pytest
 from asana_webhooks import (
     ApiClient,
     Configuration,
+    HTTPClientTransport,
     RequestsTransport,
     RetryPolicy,
     Timeout,
@@ -73,7 +74,11 @@ def run_threads(api: WebhooksApi, owned: list[list[tuple[str, str]]]) -> tuple[l
     return problems, elapsed
 
 
-@pytest.mark.parametrize("kind", [RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+@pytest.mark.parametrize(
+    "kind",
+    [RequestsTransport, Urllib3Transport, HTTPClientTransport],
+    ids=["requests", "urllib3", "http.client"],
+)
 def test_sixteen_threads_share_one_client_without_cross_talk(
     fake: FakeAsana, kind: type[Transport], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -121,7 +126,11 @@ def test_sixteen_threads_share_one_client_without_cross_talk(
     )
 
 
-@pytest.mark.parametrize("kind", [RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+@pytest.mark.parametrize(
+    "kind",
+    [RequestsTransport, Urllib3Transport, HTTPClientTransport],
+    ids=["requests", "urllib3", "http.client"],
+)
 def test_a_pool_smaller_than_the_threads_still_answers_everyone_correctly(
     fake: FakeAsana, kind: type[Transport], caplog: pytest.LogCaptureFixture
 ) -> None:

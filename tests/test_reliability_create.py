@@ -23,6 +23,7 @@ from asana_webhooks import (
     Configuration,
     Event,
     ForbiddenError,
+    HTTPClientTransport,
     InvalidResponseError,
     MemorySecretStore,
     RateLimitError,
@@ -89,7 +90,10 @@ class Site:
         assert len(self.on_events.events) == before + 1
 
 
-@pytest.fixture(params=[RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+@pytest.fixture(
+    params=[RequestsTransport, Urllib3Transport, HTTPClientTransport],
+    ids=["requests", "urllib3", "http.client"],
+)
 def transport_kind(request: pytest.FixtureRequest) -> type[Transport]:
     kind: type[Transport] = request.param
     return kind

@@ -24,6 +24,7 @@ from asana_webhooks import (
     BadRequestError,
     Configuration,
     CreateWebhookRequest,
+    HTTPClientTransport,
     InvalidResponseError,
     PaginationError,
     RateLimitError,
@@ -83,7 +84,10 @@ class Harness:
         return [w for w in self.fake.webhooks if w["target"] == self.target.url + path]
 
 
-@pytest.fixture(params=[RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+@pytest.fixture(
+    params=[RequestsTransport, Urllib3Transport, HTTPClientTransport],
+    ids=["requests", "urllib3", "http.client"],
+)
 def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
     with FakeAsana() as fake, RecordingTarget() as target:
         harness = Harness(fake, target, request.param)
@@ -413,7 +417,11 @@ class ResetMidBody:
         self.listener.close()
 
 
-@pytest.mark.parametrize("kind", [RequestsTransport, Urllib3Transport], ids=["requests", "urllib3"])
+@pytest.mark.parametrize(
+    "kind",
+    [RequestsTransport, Urllib3Transport, HTTPClientTransport],
+    ids=["requests", "urllib3", "http.client"],
+)
 def test_a_reset_mid_body_is_a_connection_error_retried_only_for_reads(
     kind: type[Transport],
 ) -> None:

@@ -15,6 +15,7 @@ import requests.utils
 from asana_webhooks import (
     ApiConnectionError,
     ApiTimeoutError,
+    HTTPClientTransport,
     MockTransport,
     Request,
     RequestsTransport,
@@ -87,7 +88,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-TRANSPORTS = [RequestsTransport, Urllib3Transport]
+TRANSPORTS = [RequestsTransport, Urllib3Transport, HTTPClientTransport]
 QUICK = Timeout(connect=2.0, read=0.3)
 
 
