@@ -86,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Asana-Change", "name=a;info=one")
         self.send_header("asana-change", "name=b;info=two")
+        self.send_header("X-Note", "café")  # sent as ISO-8859-1, as HTTP allows
         self.send_header("Content-Length", str(len(body)))
         if self.path.endswith("/close"):
             self.send_header("Connection", "close")
@@ -160,6 +161,7 @@ def test_keep_alive_reuses_one_connection_and_headers_read_like_urllib3s() -> No
             "repeated headers are joined with ', ' and looked up case-insensitively"
         )
         assert first.headers["content-type"] == "application/json"
+        assert first.headers["x-note"] == "café", "a Latin-1 header reads as getheaders() would"
         ports = [seen.port for seen in server.seen]
         assert ports[0] == ports[1], f"keep-alive not reused: connections {ports}"
 
