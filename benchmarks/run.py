@@ -107,7 +107,11 @@ class Timing:
 
 def _ours(base: str, transport: str, fast: bool) -> aw.WebhooksApi:
     config = aw.Configuration(host=base, access_token=TOKEN, fast_json=fast)
-    chosen: Optional[aw.Transport] = aw.Urllib3Transport() if transport == "urllib3" else None
+    chosen: Optional[aw.Transport] = None  # the default: RequestsTransport
+    if transport == "urllib3":
+        chosen = aw.Urllib3Transport()
+    elif transport == "http.client":
+        chosen = aw.HTTPClientTransport()
     return aw.WebhooksApi(aw.ApiClient(config, transport=chosen))
 
 
@@ -123,6 +127,8 @@ OUR_VARIANTS = [
     ("requests", False, "asana-webhooks, requests, no extras"),
     ("urllib3", True, "asana-webhooks, urllib3, msgspec"),
     ("urllib3", False, "asana-webhooks, urllib3, no extras"),
+    ("http.client", True, "asana-webhooks, http.client, msgspec"),
+    ("http.client", False, "asana-webhooks, http.client, no extras"),
 ]
 
 
@@ -383,9 +389,16 @@ class Check:
 
 SDK = "asana SDK 5.4 (dicts)"
 RAW_REQUESTS = "requests Session + json.loads"
-OURS_REQUESTS_FAST, OURS_REQUESTS_PLAIN, OURS_URLLIB3_FAST, OURS_URLLIB3_PLAIN = (
-    name for _, _, name in OUR_VARIANTS
-)
+(
+    OURS_REQUESTS_FAST,
+    OURS_REQUESTS_PLAIN,
+    OURS_URLLIB3_FAST,
+    OURS_URLLIB3_PLAIN,
+    OURS_HTTP_CLIENT_FAST,
+    OURS_HTTP_CLIENT_PLAIN,
+) = (name for _, _, name in OUR_VARIANTS)
+OURS_FAST = [name for _, fast, name in OUR_VARIANTS if fast]
+OURS_PLAIN = [name for _, fast, name in OUR_VARIANTS if not fast]
 
 
 @attrs.define
@@ -417,6 +430,8 @@ def case_get_webhook(run: Run) -> None:
     run.show(table("get_webhook (one full webhook)", contenders, t))
     urllib3_worst = max(t[OURS_URLLIB3_FAST].cpu, t[OURS_URLLIB3_PLAIN].cpu)
     run.check("get_webhook, urllib3 transport, CPU ÷ SDK", urllib3_worst / t[SDK].cpu, 1.0)
+    http_client_worst = max(t[OURS_HTTP_CLIENT_FAST].cpu, t[OURS_HTTP_CLIENT_PLAIN].cpu)
+    run.check("get_webhook, http.client transport, CPU ÷ SDK", http_client_worst / t[SDK].cpu, 1.0)
     run.check(
         "get_webhook, requests transport, CPU ÷ raw requests",
         t[OURS_REQUESTS_FAST].cpu / t[RAW_REQUESTS].cpu,
@@ -428,8 +443,8 @@ def case_page(run: Run) -> None:
     contenders = page_contenders(run.api)
     t = measure(contenders, calls=3 if run.quick else 16, reps=run.reps)
     run.show(table("get_webhooks: one page of 100 full webhooks", contenders, t))
-    fastest = min(t[OURS_URLLIB3_FAST].cpu, t[OURS_REQUESTS_FAST].cpu)
-    plain = min(t[OURS_URLLIB3_PLAIN].cpu, t[OURS_REQUESTS_PLAIN].cpu)
+    fastest = min(t[name].cpu for name in OURS_FAST)
+    plain = min(t[name].cpu for name in OURS_PLAIN)
     run.check("100-webhook page, fastest path, CPU ÷ SDK", fastest / t[SDK].cpu, 0.75)
     run.check("100-webhook page, no extras, CPU ÷ SDK", plain / t[SDK].cpu, 1.5)
 
