@@ -74,6 +74,20 @@ def _rfc3339_as_iso(value: str) -> Optional[str]:
     return f"{date}T{time}{'.' + fraction.ljust(6, '0') if fraction else ''}{zone}"
 
 
+# A fraction beyond microseconds is rounded half up by its seventh digit, as msgspec does
+# (fromisoformat would truncate): both decode paths then agree without scanning the body.
+# Such a string is at least 28 characters long; Asana's "2012-02-22T02:06:58.147Z" is 24.
+_ROUNDS_UP = re.compile(r"\.[0-9]{6}[5-9]")
+_ONE_MICROSECOND = _dt.timedelta(microseconds=1)
+_LONGEST_UNROUNDED = 27
+
+
+def _rounded(parsed: _dt.datetime, value: str) -> _dt.datetime:
+    if _ROUNDS_UP.search(value):
+        return parsed + _ONE_MICROSECOND
+    return parsed
+
+
 def parse_datetime(value: Any, _: Any = None) -> _dt.datetime:
     """An ISO 8601 / RFC 3339 date-time with an offset (Asana sends ``...Z``) -> aware datetime.
 
@@ -96,6 +110,8 @@ def parse_datetime(value: Any, _: Any = None) -> _dt.datetime:
         parsed = _dt.datetime.fromisoformat(iso)
     if parsed.tzinfo is None:
         raise ValueError(f"date-time without a timezone: {value!r}")
+    if len(value) > _LONGEST_UNROUNDED:
+        return _rounded(parsed, value)
     return parsed
 
 
@@ -135,7 +151,7 @@ def _optional_datetime(value: Any, _: Any) -> Optional[_dt.datetime]:
         except ValueError:
             return parse_datetime(value)
         if parsed.tzinfo is not None:
-            return parsed
+            return parsed if len(value) <= _LONGEST_UNROUNDED else _rounded(parsed, value)
     return parse_datetime(value)
 
 
@@ -409,33 +425,13 @@ def _all_aware(webhooks: Iterable[_models.WebhookResponse]) -> bool:
     return None not in set(map(_tzinfo_of, filter(None, values)))
 
 
-# msgspec rounds a fraction of seven or more digits to microseconds; fromisoformat truncates.
-_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
-# A \u escape of an ASCII character could hide such a fraction from that search.
-_ASCII_ESCAPE = re.compile(rb"\\u00[0-7]")
-
-
-def _msgspec_may_differ(body: bytes) -> bool:
-    """True when msgspec could read some date-time in ``body`` otherwise than cattrs.
-
-    The two read every RFC 3339 date-time alike, except a fraction beyond microseconds
-    (rounded by one, truncated by the other); Asana sends milliseconds. A cheap search of
-    the raw bytes finds any such fraction (or a reason to doubt the search) anywhere.
-    """
-    if b"\\u00" in body and _ASCII_ESCAPE.search(body):
-        return True
-    return _LONG_FRACTION.search(body) is not None
-
-
 def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     """msgspec straight into our attrs classes, or None when cattrs must decide.
 
     cattrs stays the converter of record: whenever msgspec refuses a body, or would accept
-    something cattrs does not (a date-time without an offset), or might read a date-time
-    otherwise than cattrs, the caller falls back to it.
+    something cattrs does not (a date-time without an offset), the caller falls back to it.
+    Both read every date-time they accept alike (see ``_rounded``).
     """
-    if _msgspec_may_differ(body):
-        return None
     decoder = _DECODERS.get(cls)
     if decoder is None:
         decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)

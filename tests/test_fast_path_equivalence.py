@@ -22,6 +22,8 @@ from asana_webhooks import _models as m
 from asana_webhooks._converter import decode
 from asana_webhooks._errors import InvalidResponseError
 
+UTC = dt.timezone.utc
+
 pytestmark = pytest.mark.skipif(
     not _converter.FAST_PATH_AVAILABLE, reason="the msgspec fast path (speed extra) is missing"
 )
@@ -160,7 +162,9 @@ DATETIMES = [
     "2012-02-22T02:06:58Z",
     "2012-02-22T02:06:58.1Z",
     "2012-02-22T02:06:58.12345Z",
-    "2012-02-22T02:06:58.1234567Z",  # beyond microseconds: msgspec rounds, cattrs truncates
+    "2012-02-22T02:06:58.1234567Z",  # beyond microseconds: both round half up
+    "2012-02-22T02:06:58.1234564999Z",
+    "2012-12-31T23:59:59.9999999Z",  # rounding carries into the next year
     "2012-02-22T02:06:58.9999995Z",
     "2012-02-22T02:06:58.999999999+05:30",
     "2012-02-22t02:06:58z",
@@ -194,6 +198,29 @@ def test_each_odd_datetime_decodes_alike_on_both_paths(when: str) -> None:
     for field in ("created_at", "next_attempt_after"):
         assert_same(_body({"data": {"gid": "1", field: when}}), m.GetWebhook200Response)
     assert_same(_body({"data": [full_webhook(created_at=when)]}), m.GetWebhooks200Response)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2012-02-22T02:06:58.1234564Z", dt.datetime(2012, 2, 22, 2, 6, 58, 123456, tzinfo=UTC)),
+        ("2012-02-22T02:06:58.1234565Z", dt.datetime(2012, 2, 22, 2, 6, 58, 123457, tzinfo=UTC)),
+        ("2012-12-31T23:59:59.9999995Z", dt.datetime(2013, 1, 1, tzinfo=UTC)),
+        # A JSON escape of a digit ("\\u0035" is "5") is read after unescaping, alike.
+        (
+            "2012-02-22T02:06:58.123456\\u0035Z",
+            dt.datetime(2012, 2, 22, 2, 6, 58, 123457, tzinfo=UTC),
+        ),
+    ],
+)
+def test_a_fraction_beyond_microseconds_is_rounded_on_both_paths(
+    when: str, expected: dt.datetime
+) -> None:
+    body = b'{"data": {"gid": "1", "created_at": "%s"}}' % when.encode()
+    for fast in (True, False):
+        webhook = decode(body, m.GetWebhook200Response, fast=fast).data
+        assert webhook is not None
+        assert webhook.created_at == expected, f"fast={fast} read {when} as {webhook.created_at}"
 
 
 def test_the_fast_path_is_taken_for_what_asana_sends() -> None:
