@@ -6,7 +6,7 @@ the application typed events.
 """
 
 # --- client (issue 2) ---
-from asana_webhooks._client import ApiClient, AsanaChangeWarning, InsecureTransportWarning
+from asana_webhooks._client import ApiClient, AsanaChangeWarning
 from asana_webhooks._configuration import Configuration
 from asana_webhooks._converter import make_converter
 from asana_webhooks._errors import (
@@ -46,6 +46,7 @@ from asana_webhooks._retry import RetryPolicy
 from asana_webhooks._signature import sign_body, verify_signature
 from asana_webhooks._transport import (
     HTTPClientTransport,
+    InsecureTransportWarning,
     MockTransport,
     Request,
     RequestsTransport,

@@ -24,7 +24,13 @@ from asana_webhooks._errors import (
     error_class_for,
 )
 from asana_webhooks._retry import RetryPolicy, call_with_retries, make_retrying, parse_retry_after
-from asana_webhooks._transport import Request, RequestsTransport, Response, Timeout, Transport
+from asana_webhooks._transport import (
+    Request,
+    RequestsTransport,
+    Response,
+    Timeout,
+    Transport,
+)
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -36,10 +42,6 @@ class AsanaChangeWarning(UserWarning):
 
     Opt in or out with ``Configuration.default_headers`` ``Asana-Enable`` / ``Asana-Disable``.
     """
-
-
-class InsecureTransportWarning(UserWarning):
-    """TLS certificate verification is turned off."""
 
 
 class ApiClient:
@@ -58,13 +60,7 @@ class ApiClient:
     ) -> None:
         self.configuration = configuration if configuration is not None else Configuration()
         config = self.configuration
-        if not config.verify_ssl:
-            warnings.warn(
-                "TLS certificate verification is off: anyone on the network path can read "
-                "your token and forge Asana's answers",
-                InsecureTransportWarning,
-                stacklevel=2,
-            )
+        # verify_ssl=False warns from the transport built below (transports warn themselves).
         self._owns_transport = transport is None
         if transport is None:
             verify: bool | str = (config.ssl_ca_cert or True) if config.verify_ssl else False

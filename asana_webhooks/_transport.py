@@ -15,9 +15,12 @@ import os
 import select
 import socket
 import ssl
+import sys
 import threading
+import types
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
@@ -102,6 +105,29 @@ class Transport(Protocol):
 _proxy_bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
+class InsecureTransportWarning(UserWarning):
+    """TLS certificate verification is turned off."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_if_unverified(verify: bool | str) -> None:
+    """Warn when verification is off, pointing at the caller's line outside this package."""
+    if verify is not False:
+        return
+    level = 1
+    frame: Optional[types.FrameType] = sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        "TLS certificate verification is off: anyone on the network path can read "
+        "your token and forge Asana's answers",
+        InsecureTransportWarning,
+        stacklevel=level,
+    )
+
+
 def _env_ca_bundle() -> Optional[str]:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
@@ -126,6 +152,7 @@ class RequestsTransport:
         pool_maxsize: int = 32,
         session: Optional[requests.Session] = None,
     ) -> None:
+        _warn_if_unverified(verify)
         self._session = session or requests.Session()
         self._session.trust_env = trust_env
         adapter = requests.adapters.HTTPAdapter(
@@ -289,6 +316,7 @@ class Urllib3Transport:
         pool_connections: int = 4,
         pool_maxsize: int = 32,
     ) -> None:
+        _warn_if_unverified(verify)
         pool_kwargs: dict[str, Any] = {
             "num_pools": pool_connections,
             "maxsize": pool_maxsize,
@@ -628,6 +656,7 @@ class HTTPClientTransport:
         pool_connections: int = 4,
         pool_maxsize: int = 32,
     ) -> None:
+        _warn_if_unverified(verify)
         self._verify = verify
         self._cert = cert
         self._proxies = dict(proxies or {})

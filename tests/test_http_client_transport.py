@@ -26,6 +26,7 @@ import pytest
 from asana_webhooks import (
     ApiConnectionError,
     HTTPClientTransport,
+    InsecureTransportWarning,
     InvalidRequestError,
     Request,
     Timeout,
@@ -397,7 +398,9 @@ def test_tls_bundle_from_the_environment_when_trust_env(
 
 
 def test_verify_false_turns_checking_off(tls_server: Server) -> None:
-    with HTTPClientTransport(verify=False) as transport:
+    with pytest.warns(InsecureTransportWarning):
+        transport = HTTPClientTransport(verify=False)
+    with transport:
         assert get(transport, f"{base(tls_server, 'https')}/insecure").status == 200
 
 

@@ -16,6 +16,7 @@ from asana_webhooks import (
     ApiConnectionError,
     ApiTimeoutError,
     HTTPClientTransport,
+    InsecureTransportWarning,
     MockTransport,
     Request,
     RequestsTransport,
@@ -165,3 +166,13 @@ def test_mock_transport_records_requests() -> None:
 def test_request_repr_hides_headers_and_body() -> None:
     request = Request("GET", "https://x/", {"Authorization": "Bearer sekrit"}, b"sekrit-body")
     assert "sekrit" not in repr(request)
+
+
+@pytest.mark.parametrize("kind", [*TRANSPORTS])
+def test_a_transport_built_without_verification_warns_at_the_callers_line(
+    kind: type[Transport],
+) -> None:
+    with pytest.warns(InsecureTransportWarning, match="verification is off") as caught:
+        transport = kind(verify=False)  # type: ignore[call-arg]
+    assert caught[0].filename == __file__, "the warning should point at the caller's line"
+    transport.close()
