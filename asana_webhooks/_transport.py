@@ -300,7 +300,9 @@ def _mapped_requests_errors(request: Request) -> Iterator[None]:
 
 
 class Urllib3Transport:
-    """The fastest path: urllib3 directly (requests brings it along, so no new dependency).
+    """urllib3 directly, without requests' session machinery (requests brings urllib3 along,
+    so no new dependency). ``HTTPClientTransport`` is faster still; this one is for code
+    that already tunes urllib3.
 
     Proxies come from the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) and are resolved
     once per origin.
