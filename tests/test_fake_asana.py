@@ -1004,3 +1004,16 @@ def test_a_bug_while_handling_still_gets_an_asana_500(
     assert error_message(response) == "Server Error"
     monkeypatch.undo()
     assert api.list().status_code == 200
+
+
+def test_fail_next_takes_retry_after_as_the_issue_spells_it() -> None:
+    # fail_next(status, count=1, retry_after=None): the third argument may be positional.
+    with FakeAsana(access_token="t") as fake:
+        fake.fail_next(429, 1, 7)
+        answer = requests.get(
+            f"{fake.url}/webhooks?workspace={fake.workspace_gid}",
+            headers={"Authorization": "Bearer t"},
+            timeout=5,
+        )
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "7"
