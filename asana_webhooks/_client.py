@@ -15,7 +15,7 @@ import tenacity
 
 from asana_webhooks._auth import Credential, TokenSource, as_credential
 from asana_webhooks._configuration import Configuration
-from asana_webhooks._converter import structure
+from asana_webhooks._converter import describe_body, structure
 from asana_webhooks._errors import (
     ApiException,
     Error,
@@ -288,13 +288,7 @@ def _parse_errors(body: bytes) -> tuple[list[Error], Optional[str]]:
     try:
         data = json.loads(body)
     except (ValueError, TypeError, RecursionError):  # RecursionError: nested too deeply
-        head = body[:64].lstrip().lower()
-        if head.startswith((b"<!doctype html", b"<html")):
-            return (
-                [],
-                "the body is an HTML page, not Asana's JSON (a proxy or load balancer answered)",
-            )
-        return [], f"the body is not JSON ({len(body)} bytes)"
+        return [], f"the body is not JSON ({describe_body(body)})"
     raw = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         return [], "the body is JSON without Asana's 'errors' list"

@@ -390,10 +390,12 @@ def loads_json(body: bytes) -> Any:
     except RecursionError:
         raise InvalidResponseError("body is JSON nested too deeply to read") from None
     except (ValueError, TypeError) as exc:
-        raise InvalidResponseError(f"body is not JSON ({_sniff(body)})") from exc
+        raise InvalidResponseError(f"body is not JSON ({describe_body(body)})") from exc
 
 
-def _sniff(body: bytes) -> str:
+def describe_body(body: bytes) -> str:
+    """What a body that is not JSON looks like, for an error message (never its secrets:
+    Asana's answers carry none, and only the first 40 bytes are shown)."""
     if not body:
         return "empty body"
     head = body[:40].lstrip().lower()

@@ -4,38 +4,5 @@
 it does there; every class also lives at the top level of ``asana_webhooks``.
 """
 
-from asana_webhooks._models import (
-    AsanaNamedResource,
-    CreateWebhook201Response,
-    CreateWebhookRequest,
-    DeleteAllocation200Response,
-    EmptyResponse,
-    Error,
-    ErrorResponse,
-    GetWebhook200Response,
-    GetWebhooks200Response,
-    NextPage,
-    UpdateWebhookRequest,
-    WebhookFilter,
-    WebhookRequest,
-    WebhookResponse,
-    WebhookUpdateRequest,
-)
-
-__all__ = [
-    "AsanaNamedResource",
-    "CreateWebhook201Response",
-    "CreateWebhookRequest",
-    "DeleteAllocation200Response",
-    "EmptyResponse",
-    "Error",
-    "ErrorResponse",
-    "GetWebhook200Response",
-    "GetWebhooks200Response",
-    "NextPage",
-    "UpdateWebhookRequest",
-    "WebhookFilter",
-    "WebhookRequest",
-    "WebhookResponse",
-    "WebhookUpdateRequest",
-]
+from asana_webhooks._models import *  # noqa: F403 - the same names, one list to keep
+from asana_webhooks._models import __all__ as __all__
