@@ -18,6 +18,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
+from asana_webhooks._converter import _expect as strict_scalar
+from asana_webhooks._converter import _is_optional
 from asana_webhooks._display import Displayable
 from asana_webhooks._errors import AsanaError
 
@@ -92,23 +94,6 @@ def _parse_datetime(value: Any) -> _dt.datetime:
     return parsed
 
 
-def _strict(kind: type[Any]) -> Callable[[Any, Any], Any]:
-    name = kind.__name__
-
-    def hook(value: Any, _: Any) -> Any:
-        # `type(...) is`: a number where Asana sends a string is a malformed body, not a str.
-        if type(value) is kind:
-            return value
-        raise TypeError(f"expected {name}, got {type(value).__name__}")
-
-    return hook
-
-
-def _is_optional(tp: Any) -> bool:
-    args = typing.get_args(tp)
-    return typing.get_origin(tp) is typing.Union and len(args) == 2 and _NoneType in args
-
-
 def _optional_factory(converter: cattrs.Converter) -> Callable[[Any], Any]:
     # A direct None-check per Optional field: cattrs' general union handling costs far more.
     def factory(tp: Any) -> Callable[[Any, Any], Any]:
@@ -156,7 +141,7 @@ def make_event_converter(
     ``detailed_validation`` collects every error with its path, at a cost in speed.
     """
     c = converter or cattrs.Converter(detailed_validation=detailed_validation)
-    c.register_structure_hook(str, _strict(str))
+    c.register_structure_hook(str, strict_scalar(str))
     c.register_structure_hook(_dt.datetime, lambda value, _: _parse_datetime(value))
     c.register_structure_hook_func(lambda tp: tp is Any, lambda value, _: value)
     c.register_structure_hook_factory(_is_optional, _optional_factory(c))
