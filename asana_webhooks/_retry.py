@@ -121,8 +121,12 @@ class _Decisions:
         # overrun the time budget ends the call now rather than after a pointless sleep.
         if state.attempt_number >= self.policy.max_attempts:
             return True
-        # idle_for (the waits so far) keeps the budget honest when `sleep` is replaced.
-        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        # The clock starts at the first attempt, which call_with_retries makes before
+        # tenacity is involved and passes on as the call's argument. idle_for (the waits
+        # so far) keeps the budget honest when `sleep` is replaced.
+        started = state.args[0] if state.args else state.start_time
+        now = state.outcome_timestamp if state.outcome_timestamp is not None else time.monotonic()
+        spent = max(now - started, state.idle_for)
         return spent + state.upcoming_sleep > self.policy.max_time
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
@@ -157,7 +161,26 @@ def make_retrying(policy: RetryPolicy, method: str) -> tenacity.Retrying:
 
 
 def call_with_retries(retrying: Optional[tenacity.Retrying], send: Callable[[], T]) -> T:
+    """``send()``, retried as ``retrying`` decides.
+
+    The first attempt is made directly: nearly every call succeeds at once, and tenacity's
+    bookkeeping costs about 14 us a call (3% of a get_webhook). Only after a failure does
+    tenacity take over, judging that first failure as if it had made the attempt itself.
+    """
     if retrying is None:
         return send()
-    result: Any = retrying(send)
+    started = time.monotonic()  # tenacity's clock
+    try:
+        return send()
+    except Exception as exc:
+        first: Optional[Exception] = exc
+
+    def attempt(_started: float) -> T:
+        nonlocal first
+        if first is not None:
+            failed, first = first, None
+            raise failed
+        return send()
+
+    result: Any = retrying(attempt, started)
     return result  # type: ignore[no-any-return]

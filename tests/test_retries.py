@@ -119,6 +119,32 @@ def test_total_time_budget_bounds_the_retries() -> None:
     assert clock[0] <= 5.0 and len(script.seen) == 3, f"{len(script.seen)} attempts, {clock[0]}s"
 
 
+def test_the_time_budget_counts_the_first_attempt() -> None:
+    # The first attempt runs before tenacity is involved; its time still counts.
+    def slow_failure(request: object) -> object:
+        time.sleep(0.3)
+        return asana_error(503, "Service Unavailable")
+
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_time=0.5, backoff_initial=0.5, sleep=sleeps.append)
+    api, script = make_api(slow_failure, OK, retry=policy)
+    with pytest.raises(ServerError):
+        api.get_webhook("1")
+    # 0.3 s spent + a backoff of at least 0.25 s would overrun 0.5 s: no retry.
+    assert len(script.seen) == 1 and sleeps == [], f"retried after {sleeps}"
+
+
+def test_a_retried_call_logs_each_retry_with_its_attempt_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api, script = make_api(*[asana_error(503, "Service Unavailable")] * 2, OK)
+    with caplog.at_level(logging.WARNING, logger="asana_webhooks"):
+        api.get_webhook("1")
+    lines = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(script.seen) == 3
+    assert len(lines) == 2 and "attempt 1 of 5" in lines[0] and "attempt 2 of 5" in lines[1], lines
+
+
 def test_4xx_other_than_429_is_never_retried() -> None:
     api, script = make_api(asana_error(404, "Unknown object"), OK)
     with pytest.raises(NotFoundError):
