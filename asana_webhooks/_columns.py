@@ -42,7 +42,7 @@ _fromisoformat = _dt.datetime.fromisoformat
 _FROMISO_TAKES_Z = sys.version_info >= (3, 11)
 
 
-def _optional_inner(tp: Any) -> Any:
+def optional_inner(tp: Any) -> Any:
     """X for ``Optional[X]``, else None."""
     args = typing.get_args(tp)
     if typing.get_origin(tp) is typing.Union and len(args) == 2 and _NoneType in args:
@@ -162,7 +162,7 @@ def column_for(
 
     ``rows_of`` maps model classes to their row builders, for nested models and lists of them.
     """
-    inner = _optional_inner(tp)
+    inner = optional_inner(tp)
     allow_none = inner is not None
     kind = inner if allow_none else tp
     if kind in _SCALARS:
@@ -193,7 +193,7 @@ def rows_for(cls: type[Any], columns: Mapping[str, tuple[str, Column]]) -> Optio
             return None
         if field.default is not None and field.default is not attrs.NOTHING:
             return None
-        if field.default is attrs.NOTHING and _optional_inner(field.type) is not None:
+        if field.default is attrs.NOTHING and optional_inner(field.type) is not None:
             return None  # required but nullable: a missing key and a null differ
         key, column = columns[field.name]
         plan.append((key, column, field.default is attrs.NOTHING))
