@@ -50,17 +50,21 @@ def optional_inner(tp: Any) -> Any:
     return None
 
 
-def _present(values: list[Any], allow_none: bool) -> list[Any]:
-    """The values that are not None (all of them, for a field that may not be null)."""
-    return [v for v in values if v is not None] if allow_none else values
+def _non_null(convert: Column, allow_none: bool) -> Column:
+    """A column that converts only its values that are not None and puts them back in
+    place; with ``allow_none`` false, a None is left for ``convert`` to refuse."""
 
+    def column(values: list[Any]) -> Optional[list[Any]]:
+        present = [v for v in values if v is not None] if allow_none else values
+        if not present:
+            return values  # all null (a compact listing): nothing to read
+        converted = convert(present)
+        if converted is None or len(present) == len(values):
+            return converted
+        it = iter(converted)
+        return [None if v is None else next(it) for v in values]
 
-def _refill(values: list[Any], present: list[Any], converted: list[Any]) -> list[Any]:
-    """``converted`` (one per non-None value) put back in place among the Nones."""
-    if len(present) == len(values):
-        return converted
-    it = iter(converted)
-    return [None if v is None else next(it) for v in values]
+    return column
 
 
 def _scalar_column(kind: type[Any], allow_none: bool) -> Column:
@@ -73,70 +77,48 @@ def _scalar_column(kind: type[Any], allow_none: bool) -> Column:
     return column
 
 
-def _datetime_column(
-    hook: Callable[[Any, Any], Any], tp: Any, allow_none: bool, longest_unrounded: int
-) -> Column:
+def _datetimes(hook: Callable[[Any, Any], Any], tp: Any, longest_unrounded: int) -> Column:
     by_value = _hook_column(hook, tp)
 
-    def column(values: list[Any]) -> Optional[list[Any]]:
-        present = _present(values, allow_none)
-        if not present:
-            return values  # all null (a compact listing): nothing to read
+    def convert(present: list[Any]) -> Optional[list[Any]]:
         if not set(map(type, present)) <= {str}:
             return None
         if max(map(len, present)) > longest_unrounded:
             # A "+05:30" offset, or a fraction beyond microseconds that the hook rounds.
-            return by_value(values)
+            return by_value(present)
         try:
             parsed = list(map(_fromisoformat, present))
         except ValueError:
-            return by_value(values)  # perhaps RFC 3339 that fromisoformat refuses
+            return by_value(present)  # perhaps RFC 3339 that fromisoformat refuses
         if None in set(map(_tzinfo_of, parsed)):
             return None  # no offset: the hook refuses it
-        return _refill(values, present, parsed)
+        return parsed
 
-    return column
+    return convert
 
 
-def _scalar_list_column(kind: type[Any], allow_none: bool) -> Column:
-    def column(values: list[Any]) -> Optional[list[Any]]:
-        present = _present(values, allow_none)
-        if not present:
-            return values
+def _scalar_lists(kind: type[Any]) -> Column:
+    def convert(present: list[Any]) -> Optional[list[Any]]:
         if not set(map(type, present)) <= {list}:
             return None
         if not set(map(type, chain.from_iterable(present))) <= {kind}:
             return None
-        return _refill(values, present, list(map(list, present)))  # copies, as the hook makes
+        return list(map(list, present))  # copies, as the hook makes
 
-    return column
-
-
-def _model_column(rows: Rows, allow_none: bool) -> Column:
-    def column(values: list[Any]) -> Optional[list[Any]]:
-        present = _present(values, allow_none)
-        if not present:
-            return values
-        built = rows(present)
-        return None if built is None else _refill(values, present, built)
-
-    return column
+    return convert
 
 
-def _model_list_column(rows: Rows, allow_none: bool) -> Column:
-    def column(values: list[Any]) -> Optional[list[Any]]:
-        present = _present(values, allow_none)
-        if not present:
-            return values
+def _model_lists(rows: Rows) -> Column:
+    def convert(present: list[Any]) -> Optional[list[Any]]:
         if not set(map(type, present)) <= {list}:
             return None
         built = rows(list(chain.from_iterable(present)))  # every list's items in one go
         if built is None:
             return None
         items = iter(built)
-        return _refill(values, present, [list(islice(items, n)) for n in map(len, present)])
+        return [list(islice(items, n)) for n in map(len, present)]
 
-    return column
+    return convert
 
 
 def _hook_column(hook: Callable[[Any, Any], Any], tp: Any) -> Column:
@@ -168,15 +150,15 @@ def column_for(
     if kind in _SCALARS:
         return _scalar_column(kind, allow_none)
     if kind is _dt.datetime and _FROMISO_TAKES_Z:
-        return _datetime_column(hook, tp, allow_none, longest_unrounded)
+        return _non_null(_datetimes(hook, tp, longest_unrounded), allow_none)
     if kind in rows_of:
-        return _model_column(rows_of[kind], allow_none)
+        return _non_null(rows_of[kind], allow_none)
     if typing.get_origin(kind) is list:
         (item,) = typing.get_args(kind) or (Any,)
         if item in _SCALARS:
-            return _scalar_list_column(item, allow_none)
+            return _non_null(_scalar_lists(item), allow_none)
         if item in rows_of:
-            return _model_list_column(rows_of[item], allow_none)
+            return _non_null(_model_lists(rows_of[item]), allow_none)
     return _hook_column(hook, tp)
 
 
