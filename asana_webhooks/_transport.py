@@ -105,6 +105,27 @@ class Transport(Protocol):
 _proxy_bypass: Callable[[str], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
+def _proxy_for(
+    proxies: Mapping[str, str], trust_env: bool, scheme: str, host: str
+) -> Optional[str]:
+    """The proxy to reach ``host`` over ``scheme``: ``proxies`` first, then (with
+    ``trust_env``) ``HTTP(S)_PROXY`` unless ``NO_PROXY`` names the host. None for direct."""
+    proxy = proxies.get(scheme)
+    if proxy is None and trust_env and not _proxy_bypass(host):
+        proxy = urllib.request.getproxies_environment().get(scheme)
+    return proxy or None
+
+
+def _request_target(url: str, cut: int) -> str:
+    """What to send on a connection: a pool or connection that knows the origin gets the
+    path and query (the URL less its first ``cut`` characters); a proxy (``cut`` 0) gets
+    the whole URL."""
+    if not cut:
+        return url
+    target = url[cut:]
+    return target if target.startswith("/") else "/" + target
+
+
 class InsecureTransportWarning(UserWarning):
     """TLS certificate verification is turned off."""
 
@@ -352,15 +373,11 @@ class Urllib3Transport:
         ``cut`` is how much of the URL to drop: the origin, when the sender is a pool that
         knows it; nothing for a proxy, which is sent the whole URL.
         """
-        scheme, netloc = urllib.parse.urlsplit(url)[:2]
-        origin = f"{scheme}://{netloc}"
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
         route = self._routes.get(origin)
         if route is None:
-            proxy = self._proxies.get(scheme)
-            if proxy is None and self._trust_env:
-                host = netloc.rsplit("@", 1)[-1]
-                if not _proxy_bypass(host.split(":")[0]):
-                    proxy = urllib.request.getproxies_environment().get(scheme)
+            proxy = _proxy_for(self._proxies, self._trust_env, parts.scheme, parts.hostname or "")
             if proxy:
                 route = (urllib3.ProxyManager(proxy, **self._pool_kwargs), 0)
             else:
@@ -391,15 +408,10 @@ class Urllib3Transport:
 
     def handle_request(self, request: Request) -> Response:
         sender, cut = self._route(request.url)
-        url = request.url
-        if cut:  # a pool knows its origin: send only the path and query
-            url = url[cut:]
-            if not url.startswith("/"):
-                url = "/" + url
         try:
             raw = sender.urlopen(
                 request.method,
-                url,
+                _request_target(request.url, cut),
                 body=request.body,
                 headers=dict(request.headers),
                 timeout=self._timeout(request.timeout),
@@ -692,10 +704,8 @@ class HTTPClientTransport:
             raise InvalidRequestError(f"HTTPClientTransport sends http and https, not {scheme!r}")
         idle = _IdleConnections(origin, self._pool_maxsize)
         tls = scheme == "https"
-        proxy = self._proxies.get(scheme)
-        if proxy is None and self._trust_env and not _proxy_bypass(host):
-            proxy = urllib.request.getproxies_environment().get(scheme)
-        if not proxy:
+        proxy = _proxy_for(self._proxies, self._trust_env, scheme, host)
+        if proxy is None:
             return _Route(idle, host, port, tls=tls, cut=len(origin))
         if "://" not in proxy:
             proxy = f"http://{proxy}"
@@ -759,11 +769,7 @@ class HTTPClientTransport:
 
     def handle_request(self, request: Request) -> Response:
         route = self._route(request.url)
-        target = request.url
-        if route.cut:  # the connection knows its origin: send only the path and query
-            target = target[route.cut :]
-            if not target.startswith("/"):
-                target = "/" + target
+        target = _request_target(request.url, route.cut)
         # http.client adds "Accept-Encoding: identity" when the caller sets none: it does
         # not decompress, so no caller's gzip may reach the server.
         headers = {

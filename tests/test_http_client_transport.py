@@ -31,6 +31,7 @@ from asana_webhooks import (
     Request,
     Timeout,
     Transport,
+    Urllib3Transport,
     _transport,
 )
 
@@ -313,10 +314,14 @@ def test_proxies_from_the_environment_are_read_once_per_origin(
     assert proxy.seen[0].path == "http://asana.invalid/one", proxy.seen[0].path
 
 
-def test_no_proxy_bypasses_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", [HTTPClientTransport, Urllib3Transport])
+def test_no_proxy_bypasses_the_environment_proxy(
+    monkeypatch: pytest.MonkeyPatch, kind: type[Any]
+) -> None:
+    # Both transports resolve proxies through one helper; the proxy here refuses connections.
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with serving() as server, HTTPClientTransport() as transport:
+    with serving() as server, kind() as transport:
         assert get(transport, f"{base(server)}/direct").body == b"/direct"
 
 
