@@ -1,0 +1,202 @@
+"""The inbox: where verified events wait, durably, between the receiver and the handler.
+
+A receiver given an inbox stores a delivery's events *before* it answers Asana 200, and
+workers hand them to the application afterwards. Events carry no id, so each gets a *key*
+derived from its content (``event_key``): a redelivery, or the same event recovered through
+the Events API, has the same key and is stored once.
+
+This module holds what every backend shares: the key, the records, and the ``Inbox``
+protocol. Backends: ``SQLiteInbox`` here, ``RedisInbox`` in ``asana_webhooks.contrib.redis``,
+``DjangoInbox`` in ``asana_webhooks.contrib.django``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+
+import attrs
+
+#: How long the keys of handled events are kept to drop redeliveries, in seconds. Asana retries
+#: a failing delivery for 24 hours; 48 covers that with a margin.
+DEFAULT_DEDUPE_WINDOW = 48 * 3600.0
+
+# The fields both channels (webhook deliveries and GET /events) carry; a key built from
+# anything else would tell the same event apart by the channel it came through.
+# See docs/guides/never-miss-an-event for the comparison.
+_VALUE_FIELDS = ("new_value", "added_value", "removed_value")
+
+
+def _gid_of(value: Any) -> Any:
+    # Webhooks send only gid and resource_type of a resource value; /events may send more.
+    if isinstance(value, Mapping):
+        return value.get("gid")
+    return value
+
+
+def _instant(value: Any) -> Any:
+    # "2026-01-01T00:00:00.000Z" and "2026-01-01T00:00:00+00:00" are one moment.
+    if isinstance(value, _dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value[:-1] + "+00:00" if value[-1:] in "Zz" else value
+        try:
+            moment = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            return value
+    else:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _canonical(event: Mapping[str, Any]) -> list[Any]:
+    user = event.get("user")
+    resource = event.get("resource")
+    parent = event.get("parent")
+    change = event.get("change")
+    canonical: list[Any] = [
+        _gid_of(user),
+        _gid_of(resource),
+        resource.get("resource_type") if isinstance(resource, Mapping) else None,
+        event.get("action"),
+        _gid_of(parent),
+        _instant(event.get("created_at")),
+    ]
+    if isinstance(change, Mapping):
+        canonical += [change.get("field"), change.get("action")]
+        canonical += [_gid_of(change.get(name)) for name in _VALUE_FIELDS]
+    return canonical
+
+
+def event_key(event: Union[Mapping[str, Any], Any]) -> str:
+    """The content key of one event: a raw event dict, or a typed ``Event``.
+
+    The same event gives the same key whatever the key order or whitespace of the body it came
+    in, and whether it came by webhook or through the Events API; a different event gives a
+    different key. Use it to make a handler idempotent: remember the keys you have handled.
+    """
+    if not isinstance(event, Mapping):
+        event = attrs.asdict(event, recurse=True)
+    text = json.dumps(_canonical(event), separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@attrs.frozen
+class StoredEvent:
+    """One event in an inbox, as stored: the raw JSON, its key, where and when it came in."""
+
+    id: str  #: The backend's id for this stored event (a string on every backend).
+    key: str  #: ``event_key`` of the event.
+    target: str  #: The target key the delivery came to (``events:<resource gid>`` if polled).
+    received_at: float  #: Unix time it was stored.
+    raw: str  #: The event's JSON text.
+    attempts: int = 0  #: How many times a handler was called with it and failed.
+    error: Optional[str] = None  #: The last handler error, for parked (failed) events.
+
+
+@attrs.frozen
+class StoreResult:
+    """What ``Inbox.store`` did with a delivery's events."""
+
+    stored: int  #: New events written.
+    duplicates: int  #: Events whose key was already in the inbox.
+    ids: tuple[str, ...] = ()  #: The ids of the new events, for a hand-off to a task queue.
+
+
+@attrs.frozen
+class Claim:
+    """Events leased to one worker: no other worker gets them until the lease runs out."""
+
+    token: str  #: Identifies this claim to renew, complete, retry, park or release it.
+    target: str
+    events: tuple[StoredEvent, ...]
+    expires_at: float
+
+
+@attrs.frozen
+class InboxStats:
+    """Counters a site can graph. Counts are since the inbox was created (or purged)."""
+
+    pending: int = 0
+    in_progress: int = 0
+    failed: int = 0
+    handled: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    oldest_pending_age: Optional[float] = None  #: Seconds; None when nothing is pending.
+    gaps: int = 0  #: Sync-token gaps reported by the reconciler.
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """What receivers, workers and the reconciler need from an inbox backend.
+
+    Every method is safe to call from several threads and processes at once. ``store`` is one
+    transaction: all of a delivery's new events are written, or none and it raises.
+    """
+
+    def store(self, target: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
+        """Store a delivery's raw events, skipping those whose key is already known."""
+        ...
+
+    def claim(self, worker: str, *, lease: float, limit: int = 100) -> Optional[Claim]:
+        """Lease up to ``limit`` pending events of one target, in Asana's order; None if idle."""
+        ...
+
+    def renew(self, claim: Claim, *, lease: float) -> bool:
+        """Extend a live claim; False if it expired and may belong to another worker now."""
+        ...
+
+    def complete(self, claim: Claim) -> None:
+        """The handler succeeded: mark the claim's events handled."""
+        ...
+
+    def retry(self, claim: Claim, error: str, *, delay: float) -> None:
+        """The handler raised: make the events pending again after ``delay`` seconds."""
+        ...
+
+    def park(self, claim: Claim, error: str) -> None:
+        """Give up on the claim's events: keep them as failed, with the error, for replay."""
+        ...
+
+    def release(self, claim: Claim) -> None:
+        """Hand the claim back untouched (a worker stopping): pending again at once."""
+        ...
+
+    def failed(self, limit: int = 100) -> list[StoredEvent]:
+        """Parked events, oldest first."""
+        ...
+
+    def replay(self, ids: Sequence[str]) -> int:
+        """Make parked events pending again; return how many were found."""
+        ...
+
+    def purge(self) -> int:
+        """Delete parked events; return how many."""
+        ...
+
+    def prune(self, *, older_than: float = DEFAULT_DEDUPE_WINDOW) -> int:
+        """Forget handled events stored more than ``older_than`` seconds ago."""
+        ...
+
+    def stats(self) -> InboxStats: ...
+
+    def note_gap(self, resource: str, since: Optional[float]) -> None:
+        """Count a sync-token gap for ``resource`` (events since ``since`` may be missing)."""
+        ...
+
+    def sync_token(self, resource: str) -> Optional[str]:
+        """The Events API sync token stored for ``resource``, or None."""
+        ...
+
+    def store_polled(
+        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
+    ) -> StoreResult:
+        """Store events read from the Events API and ``resource``'s next sync token, atomically."""
+        ...
+
+    def close(self) -> None: ...
