@@ -85,6 +85,11 @@ def event_key(event: Union[Mapping[str, Any], Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def polled_target(resource: str) -> str:
+    """The target recorded for events recovered through the Events API for ``resource``."""
+    return f"events:{resource}"
+
+
 @attrs.frozen
 class StoredEvent:
     """One event in an inbox, as stored: the raw JSON, its key, where and when it came in."""
@@ -129,6 +134,21 @@ class InboxStats:
     retried: int = 0
     oldest_pending_age: Optional[float] = None  #: Seconds; None when nothing is pending.
     gaps: int = 0  #: Sync-token gaps reported by the reconciler.
+
+
+@attrs.frozen
+class SyncState:
+    """The Events API position kept for one watched resource.
+
+    ``token`` is the sync token to send next. ``stored_at`` is when it was stored (Unix time):
+    if Asana later refuses it as too old, events since then may be missing. ``covered_since``
+    is when the unbroken run of tokens began (the first token, or the fresh one after a
+    refusal): every event after that moment has been read, or will be with ``token``.
+    """
+
+    token: str
+    stored_at: float
+    covered_since: float
 
 
 @runtime_checkable
@@ -193,10 +213,26 @@ class Inbox(Protocol):
         """The Events API sync token stored for ``resource``, or None."""
         ...
 
+    def sync_state(self, resource: str) -> Optional[SyncState]:
+        """The token stored for ``resource`` with when it was stored, or None."""
+        ...
+
     def store_polled(
-        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
+        self,
+        resource: str,
+        events: Sequence[Mapping[str, Any]],
+        sync: str,
+        *,
+        restart: bool = False,
     ) -> StoreResult:
-        """Store events read from the Events API and ``resource``'s next sync token, atomically."""
+        """Store events read from the Events API and ``resource``'s next sync token, atomically.
+
+        The events go in as ``store(polled_target(resource), events)`` would put them (same
+        dedupe); the token is replaced in the same transaction, with ``stored_at`` = now.
+        ``restart=True`` says the token is a fresh one (the first, or one Asana handed out with
+        a 412): ``covered_since`` becomes now. Otherwise ``covered_since`` is kept (now if no
+        token was stored yet).
+        """
         ...
 
     def close(self) -> None: ...
