@@ -82,6 +82,15 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# --- the Events API and the reconciler (issue 15) ---
+# isort: split
+from asana_webhooks._events_api import (
+    EventsApi,
+    EventsResponse,
+    EventStream,
+    InvalidSyncTokenError,
+)
+
 # --- authentication (issue 8) ---
 # isort: split
 from asana_webhooks._auth import (
@@ -164,6 +173,11 @@ __all__ = [
     "establish_webhook",
     "parse_events",
     "target_key",
+    # the Events API and the reconciler
+    "EventsApi",
+    "EventsResponse",
+    "EventStream",
+    "InvalidSyncTokenError",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",
