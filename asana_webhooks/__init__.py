@@ -90,6 +90,7 @@ from asana_webhooks._events_api import (
     EventStream,
     InvalidSyncTokenError,
 )
+from asana_webhooks._reconcile import Reconciler, ReconcileResult
 
 # --- authentication (issue 8) ---
 # isort: split
@@ -178,6 +179,8 @@ __all__ = [
     "EventsResponse",
     "EventStream",
     "InvalidSyncTokenError",
+    "ReconcileResult",
+    "Reconciler",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",
