@@ -23,7 +23,9 @@ from asana_webhooks._inbox import (
     InboxStats,
     StoredEvent,
     StoreResult,
+    SyncState,
     event_key,
+    polled_target,
 )
 
 # States of a stored event. "claimed" with a lease in the past is as good as "pending".
@@ -59,7 +61,8 @@ CREATE TABLE IF NOT EXISTS inbox_counters (
 CREATE TABLE IF NOT EXISTS inbox_sync_tokens (
     resource TEXT PRIMARY KEY,
     token TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    covered_since REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS inbox_gaps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -435,16 +438,33 @@ class SQLiteInbox:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def sync_state(self, resource: str) -> Optional[SyncState]:
+        with self._transaction(write=False) as db:
+            row = db.execute(
+                "SELECT token, updated_at, covered_since FROM inbox_sync_tokens WHERE resource = ?",
+                (resource,),
+            ).fetchone()
+        return None if row is None else SyncState(str(row[0]), float(row[1]), float(row[2]))
+
     def store_polled(
-        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
+        self,
+        resource: str,
+        events: Sequence[Mapping[str, Any]],
+        sync: str,
+        *,
+        restart: bool = False,
     ) -> StoreResult:
         with self._transaction() as db:
-            result = self._store(db, f"events:{resource}", events)
+            result = self._store(db, polled_target(resource), events)
+            now = self._clock()
+            # covered_since: kept while the run of tokens is unbroken, now when it restarts.
             db.execute(
-                "INSERT INTO inbox_sync_tokens (resource, token, updated_at) VALUES (?, ?, ?) "
+                "INSERT INTO inbox_sync_tokens (resource, token, updated_at, covered_since) "
+                "VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (resource) DO UPDATE SET token = excluded.token, "
-                "updated_at = excluded.updated_at",
-                (resource, sync, self._clock()),
+                "updated_at = excluded.updated_at, covered_since = CASE WHEN ? "
+                "THEN excluded.covered_since ELSE inbox_sync_tokens.covered_since END",
+                (resource, sync, now, now, restart),
             )
         return result
 

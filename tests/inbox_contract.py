@@ -275,7 +275,7 @@ def test_oldest_pending_age_tracks_the_oldest_unhandled_event(inbox: Inbox) -> N
 
 
 def test_a_store_is_all_or_nothing(inbox: Inbox) -> None:
-    with pytest.raises(Exception):  # noqa: B017, PT011  (each backend names it its own way)
+    with pytest.raises(Exception):  # noqa: PT011  (each backend names it its own way)
         inbox.store("/h", [make_event(1), "not an event", make_event(2)])  # type: ignore[list-item]
     assert inbox.stats().pending == 0
     assert inbox.store("/h", [make_event(1), make_event(2)]).stored == 2
@@ -297,9 +297,34 @@ def test_sync_tokens_are_stored_with_the_polled_events(inbox: Inbox) -> None:
     assert targets == {"/h", "events:1201"}
 
 
+def test_sync_state_says_when_the_token_was_stored_and_since_when_the_run_is_unbroken(
+    inbox: Inbox,
+) -> None:
+    assert inbox.sync_state("1201") is None
+    before = time.time()
+    inbox.store_polled("1201", [], "sync-token-a", restart=True)
+    first = inbox.sync_state("1201")
+    assert first is not None and first.token == "sync-token-a"
+    assert before <= first.stored_at <= time.time() and first.covered_since == first.stored_at
+    time.sleep(0.01)
+    inbox.store_polled("1201", [make_event(1)], "sync-token-b")
+    second = inbox.sync_state("1201")
+    assert second is not None and second.token == "sync-token-b"
+    assert second.stored_at > first.stored_at, "stored_at moves with every token"
+    assert second.covered_since == first.covered_since, "an unbroken run keeps its start"
+    time.sleep(0.01)
+    inbox.store_polled("1201", [], "sync-token-c", restart=True)
+    third = inbox.sync_state("1201")
+    assert third is not None and third.covered_since == third.stored_at > second.stored_at
+    assert inbox.sync_token("1201") == "sync-token-c"
+    inbox.store_polled("1202", [], "sync-token-x")
+    fresh = inbox.sync_state("1202")
+    assert fresh is not None and fresh.covered_since == fresh.stored_at, "a first token: a run"
+
+
 def test_a_failed_poll_store_keeps_the_old_token(inbox: Inbox) -> None:
     inbox.store_polled("1201", [make_event(1)], "sync-token-a")
-    with pytest.raises(Exception):  # noqa: B017, PT011
+    with pytest.raises(Exception):  # noqa: PT011
         inbox.store_polled("1201", [make_event(2), 42], "sync-token-b")  # type: ignore[list-item]
     assert inbox.sync_token("1201") == "sync-token-a"
     assert inbox.stats().pending == 1
