@@ -53,6 +53,8 @@ DUPLICATE_MESSAGE = (
     "target. Delete the old one before creating another."
 )
 NO_ROUTE_MESSAGE = "No matching route for request"
+# GUESS at Asana's wording for a known path asked with a method it does not serve.
+METHOD_NOT_ALLOWED_MESSAGE = "The method {method} is not allowed on this path; use {allowed}"
 MISSING_RESOURCE_MESSAGE = "You should specify one of resource"
 # From Asana's errors docs ("API limits": unpaginated results are cut at about 1,000 objects).
 TOO_LARGE_MESSAGE = (
@@ -69,10 +71,28 @@ LOCALHOST_REFUSED_MESSAGE = "target: Invalid hostnames like localhost are not al
 MAX_UNPAGINATED = 1000
 MAX_LIMIT = 100
 MAX_RECORDS = 10_000
+_ONE_MILLISECOND = datetime.timedelta(milliseconds=1)
 
 _FILTER_KEYS = ("resource_type", "resource_subtype", "action", "fields")
 
 Clock = Callable[[], datetime.datetime]
+
+#: The paths the stand-in knows, by shape, and the methods each serves (for 405's ``Allow``).
+_ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("webhooks",), ("GET", "POST")),
+    (("webhooks", "{gid}"), ("GET", "PUT", "DELETE")),
+)
+
+
+def _allowed_methods(segments: Sequence[str]) -> Optional[tuple[str, ...]]:
+    """The methods served on a path, or ``None`` for a path the stand-in does not know."""
+    for shape, methods in _ROUTES:
+        if len(shape) == len(segments) and all(
+            (part == "{gid}" and bool(segment)) or part == segment
+            for part, segment in zip(shape, segments)
+        ):
+            return methods
+    return None
 
 
 @attrs.frozen
@@ -98,9 +118,21 @@ def _first(query: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
 
 
 def _wants_pretty(query: Mapping[str, Sequence[str]]) -> bool:
-    # opt_pretty is allowEmptyValue: "?opt_pretty" alone turns it on.
+    """Whether to indent the answer; ``?opt_pretty`` alone (``allowEmptyValue``) turns it on.
+
+    Anything but a boolean is not even looked at here: ``_check_pretty`` refuses it, after the
+    answer's own format is settled.
+    """
     value = _first(query, "opt_pretty")
-    return value is not None and value.lower() not in ("false", "0")
+    return value is not None and value.lower() in ("", "true")
+
+
+def _check_pretty(query: Mapping[str, Sequence[str]]) -> None:
+    # The OAS types opt_pretty as a boolean: "true", "false" or, being allowEmptyValue, "".
+    for value in query.get("opt_pretty", ()):
+        if value.lower() not in ("", "true", "false"):
+            # GUESS at Asana's wording; the shape is its usual 400.
+            raise ApiError(400, f"opt_pretty: Not a boolean: {value}")
 
 
 def _opt_fields(query: Mapping[str, Sequence[str]]) -> set[str]:
@@ -277,6 +309,7 @@ class AsanaApp:
                 return error_response(429, RATE_LIMIT_MESSAGE, pretty=pretty, headers=headers), (
                     "rate_limit"
                 )
+            _check_pretty(request.query)
             return self._route(request, pretty), None
         except ApiError as exc:
             return error_response(exc.status, exc.message, pretty=pretty, headers=exc.headers), None
@@ -296,7 +329,15 @@ class AsanaApp:
 
     def _route(self, request: ApiRequest, pretty: bool) -> Response:
         segments = request.path.strip("/").split("/")
-        method = request.method
+        # HEAD is a GET without the body (the server leaves the body out).
+        method = "GET" if request.method == "HEAD" else request.method
+        allowed = _allowed_methods(segments)
+        if allowed is None:
+            raise ApiError(404, NO_ROUTE_MESSAGE)
+        if method not in allowed:
+            shown = ", ".join(allowed)
+            message = METHOD_NOT_ALLOWED_MESSAGE.format(method=request.method, allowed=shown)
+            raise ApiError(405, message, headers=(("Allow", shown),))
         if segments == ["webhooks"]:
             if method == "GET":
                 return self._list(request, pretty)
@@ -421,6 +462,7 @@ class AsanaApp:
             raise ApiError(403, DUPLICATE_MESSAGE)
 
         # The handshake runs with no lock held: the target may call us back meanwhile.
+        started = self.clock()
         secret = secrets.token_hex(32)
         call = _outbound.post(
             "handshake",
@@ -435,13 +477,15 @@ class AsanaApp:
             raise ApiError(400, f"{HANDSHAKE_FAILED_MESSAGE} (FakeAsana: {problem})")
 
         try:
-            webhook = self.store.insert(resource, target, filters, secret, self.clock())
+            webhook = self.store.insert(resource, target, filters, secret, started)
         except DuplicateWebhookError:
             raise ApiError(403, DUPLICATE_MESSAGE) from None
         with self.store.lock:
+            # The handshake was the first successful delivery: published real 201 answers show
+            # "active": true, last_success_at just after created_at and last_failure_content "".
+            webhook.last_success_at = max(self.clock(), started + _ONE_MILLISECOND)
+            webhook.last_failure_content = ""
             created = webhook.full()
-        # Asana's documented 201 example shows the new webhook as not yet active.
-        created["active"] = False
         location = (("Location", f"{self.base_url}/webhooks/{webhook.gid}"),)
         return json_response(
             201, {"data": created, "X-Hook-Secret": secret}, pretty=pretty, headers=location
