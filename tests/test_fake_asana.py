@@ -179,7 +179,7 @@ def test_requests_without_the_right_bearer_token_get_401(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/tasks"), ("TRACE", "/tasks"), ("GET", "/webhooks/1/2")],
+    [("GET", "/tasks"), ("TRACE", "/tasks"), ("GET", "/webhooks/1/2"), ("POST", "/events/1")],
 )
 def test_unknown_routes_get_404(api: Api, method: str, path: str) -> None:
     response = api.call(method, path)
@@ -194,6 +194,8 @@ def test_unknown_routes_get_404(api: Api, method: str, path: str) -> None:
         ("DELETE", "/webhooks", "GET, POST"),
         ("TRACE", "/webhooks", "GET, POST"),
         ("PROPFIND", "/webhooks/1200000000000001", "GET, PUT, DELETE"),
+        ("OPTIONS", "/events", "GET"),
+        ("PUT", "/workspaces/1200000000000001/events", "GET"),
     ],
 )
 def test_methods_a_known_path_does_not_serve_get_405_with_allow(

@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlencode
 
 import attrs
 
-from asana_webhooks._signature import sign_body
 from asana_webhooks.testing import _outbound
+from asana_webhooks.testing._clock import FakeClock
+from asana_webhooks.testing._deliveries import Deliveries
 from asana_webhooks.testing._events import EVENT_ACTIONS
 from asana_webhooks.testing._faults import FaultPlan
 from asana_webhooks.testing._ids import utc_now
@@ -31,7 +32,6 @@ from asana_webhooks.testing._responses import (
     RATE_LIMIT_MESSAGE,
     ApiError,
     Response,
-    dump_json,
     error_response,
     json_response,
 )
@@ -41,6 +41,13 @@ from asana_webhooks.testing._state import (
     Resource,
     Store,
     Webhook,
+)
+from asana_webhooks.testing._streams import (
+    EVENTS_PER_PAGE,
+    SYNC_MESSAGE,
+    WORKSPACE_EVENTS_PER_PAGE,
+    EventStreams,
+    SyncTokenError,
 )
 
 logger = logging.getLogger("asana_webhooks.testing")
@@ -81,6 +88,8 @@ Clock = Callable[[], datetime.datetime]
 _ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("webhooks",), ("GET", "POST")),
     (("webhooks", "{gid}"), ("GET", "PUT", "DELETE")),
+    (("events",), ("GET",)),
+    (("workspaces", "{gid}", "events"), ("GET",)),
 )
 
 
@@ -263,8 +272,9 @@ class AsanaApp:
         self.handshake_timeout = handshake_timeout
         self.delivery_timeout = delivery_timeout
         self.refuse_loopback_targets = refuse_loopback_targets
-        self.clock = clock
+        self.clock = FakeClock(clock)
         self.store = Store(workspace_gid, workspace_name)
+        self.streams = EventStreams(self.clock)
         self.offsets = OffsetCodec()
         self.faults = FaultPlan()
         self.base_url = ""  # set by the server once it knows its port
@@ -272,6 +282,13 @@ class AsanaApp:
         self._records_lock = threading.Lock()
         self.requests: Deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDS)
         self.outbound: Deque[OutboundCall] = collections.deque(maxlen=MAX_RECORDS)
+        self.deliveries = Deliveries(
+            store=self.store,
+            streams=self.streams,
+            clock=self.clock,
+            record_outbound=self.record_outbound,
+            delivery_timeout=lambda: self.delivery_timeout,
+        )
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -311,6 +328,10 @@ class AsanaApp:
                 )
             _check_pretty(request.query)
             return self._route(request, pretty), None
+        except SyncTokenError as exc:
+            # Asana's documented 412 body: the message and, beside "errors", a fresh token.
+            payload = {"errors": [{"message": SYNC_MESSAGE}], "sync": exc.fresh}
+            return json_response(412, payload, pretty=pretty), None
         except ApiError as exc:
             return error_response(exc.status, exc.message, pretty=pretty, headers=exc.headers), None
         except Exception:
@@ -338,6 +359,10 @@ class AsanaApp:
             shown = ", ".join(allowed)
             message = METHOD_NOT_ALLOWED_MESSAGE.format(method=request.method, allowed=shown)
             raise ApiError(405, message, headers=(("Allow", shown),))
+        if segments == ["events"]:
+            return self._events(request, pretty)
+        if segments[0] == "workspaces":
+            return self._workspace_events(segments[1], request, pretty)
         if segments == ["webhooks"]:
             if method == "GET":
                 return self._list(request, pretty)
@@ -352,6 +377,37 @@ class AsanaApp:
             if method == "DELETE":
                 return self._delete(webhook_gid, pretty)
         raise ApiError(404, NO_ROUTE_MESSAGE)
+
+    def _events(self, request: ApiRequest, pretty: bool) -> Response:
+        resource = _first(request.query, "resource")
+        if not resource:
+            raise ApiError(400, "resource: Missing input")
+        _check_gid("resource", resource)
+        return self._read_stream(resource, request, EVENTS_PER_PAGE, pretty)
+
+    def _workspace_events(self, workspace: str, request: ApiRequest, pretty: bool) -> Response:
+        _check_gid("workspace", workspace)
+        if not self.store.is_workspace(workspace):
+            raise ApiError(404, f"workspace: Unknown object: {workspace}")
+        return self._read_stream(workspace, request, WORKSPACE_EVENTS_PER_PAGE, pretty)
+
+    def _read_stream(self, stream: str, request: ApiRequest, limit: int, pretty: bool) -> Response:
+        page = self.streams.read(stream, _first(request.query, "sync"), limit)
+        data = [self._as_polled(event) for event in page.events]
+        payload = {"data": data, "sync": page.sync, "has_more": page.has_more}
+        return json_response(200, payload, pretty=pretty)
+
+    def _as_polled(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event as ``/events`` shows it: the deprecated ``type`` too, and the resource's
+        name when the stand-in knows it (webhook deliveries carry neither)."""
+        polled = dict(event)
+        resource = event.get("resource")
+        if isinstance(resource, dict):
+            polled["type"] = resource.get("resource_type")
+            known = self.store.resources.get(str(resource.get("gid")))
+            if known is not None and "name" not in resource:
+                polled["resource"] = {**resource, "name": known.name}
+        return polled
 
     def _list(self, request: ApiRequest, pretty: bool) -> Response:
         query = request.query
@@ -518,31 +574,7 @@ class AsanaApp:
     def deliver(
         self, webhook_gid: str, events: Sequence[Mapping[str, Any]], signature: Optional[str]
     ) -> OutboundCall:
-        with self.store.lock:
-            webhook = self.store.webhooks.get(webhook_gid)
-            if webhook is None:
-                raise KeyError(f"no webhook with gid {webhook_gid!r}")
-            target, secret = webhook.target, webhook.secret
-        body = dump_json({"events": [dict(event) for event in events]})
-        headers = {}
-        if signature is None:
-            headers["X-Hook-Signature"] = sign_body(body, secret)
-        elif signature:
-            headers["X-Hook-Signature"] = signature
-        call = _outbound.post(
-            "delivery",
-            target,
-            body,
-            headers,
-            timeout=self.delivery_timeout,
-            webhook_gid=webhook_gid,
-        )
-        self.record_outbound(call)
-        with self.store.lock:
-            current = self.store.webhooks.get(webhook_gid)
-            if current is not None:
-                current.record_delivery(call, self.clock())
-        return call
+        return self.deliveries.deliver_now(webhook_gid, events, signature)
 
 
 def default_clock() -> datetime.datetime:
