@@ -118,6 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, PROPFIND...) is answered as an API does: 405 with
+        # Allow on a known path, 404 elsewhere; the stdlib would say 501 Not Implemented.
+        if name.startswith("do_"):
+            return self.do_GET
+        raise AttributeError(name)
+
     # --- one request --------------------------------------------------------------------
 
     def _serve(self) -> None:
