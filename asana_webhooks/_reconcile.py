@@ -153,7 +153,11 @@ class Reconciler:
         return {resource: self._poll_unless_waiting(resource) for resource in self.resources}
 
     def poll(self, resource: str) -> ReconcileResult:
-        """Read ``resource``'s events from its stored token to the end, storing as it goes."""
+        """Read ``resource``'s events from its stored token to the end, storing as it goes.
+
+        Never raises for Asana, the network or the inbox failing: the result says what went
+        wrong, and the next poll starts again from the last token stored.
+        """
         resource = _gid("resource", resource)
         try:
             return self._poll(resource)
@@ -170,6 +174,9 @@ class Reconciler:
         except AsanaError as exc:
             logger.error("asana_webhooks: could not read the events of %s: %s", resource, exc)
             return ReconcileResult(resource, error=str(exc))
+        except Exception as exc:  # the inbox failed (database locked, disk full, Redis down)
+            logger.exception("asana_webhooks: the inbox failed while polling %s", resource)
+            return ReconcileResult(resource, error=f"the inbox failed: {_one_line(exc)}")
 
     def _poll_unless_waiting(self, resource: str) -> ReconcileResult:
         remaining = self._not_before.get(resource, 0.0) - self._clock()
@@ -302,6 +309,11 @@ class Reconciler:
             wait = min(due.values()) - self._clock()
             if wait > 0:
                 stop.wait(wait)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 # A 429 without Retry-After: back off from 30 s, doubling, capped at 15 minutes.
