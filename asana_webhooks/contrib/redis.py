@@ -13,17 +13,19 @@ Events whose handler failed wait in a second sorted set until their retry is due
 Keys of one inbox (all start with ``<prefix>:inbox:``)::
 
     seq             INCR counter giving each stored event its id (arrival order)
-    ev:<id>         hash: key, target, received_at, raw, attempts, error
+    ev:<id>         hash: key, target, received_at, raw, attempts, error, delivery (first id
+                    of the delivery it came in, to keep a delivery together in one claim)
     keys            hash: event key -> id, for dedupe (until pruned after the window)
-    q:<target>      sorted set: the target's pending ids, by id
-    ready           sorted set: targets with pending ids, by when they became ready
-    pending         sorted set: every pending id (ready or waiting to retry), by received_at
+    q:<target>      sorted set: the target's ids ready to claim, by id
+    ready           sorted set: targets with ids ready to claim, in turn (by the turn counter)
+    turn            INCR counter: targets take turns in claims
+    open            sorted set: ids not yet handled nor parked, by received_at
     delayed         sorted set: ids waiting to retry, by when the retry is due
     claims          sorted set: claim tokens, by lease expiry
-    claim:<token>   list: the ids one claim holds
+    claim:<token>   list: the ids one claim still holds
     inflight        hash: id -> token of the claim holding it
     failed          sorted set: parked ids, by id
-    handled         sorted set: keys of handled (or purged) events, by received_at, for prune
+    handled         sorted set: keys of handled (or purged) events, by when, for prune
     stats           hash: counters (stored, duplicates, handled, retried, parked, gaps)
     sync            hash: resource gid -> Events API sync token
     gaps            hash: resource gid -> when its last gap began
@@ -60,20 +62,21 @@ DEFAULT_TIMEOUT = 2.0
 
 _T = TypeVar("_T")
 
-# KEYS: seq, keys, pending, ready, stats, sync
+# KEYS: seq, keys, open, ready, stats, sync
 # ARGV: prefix, target, now, resource ('' if none), sync token, then key, raw pairs
 _STORE = """
 local prefix, target, now = ARGV[1], ARGV[2], ARGV[3]
 local queue = prefix .. 'q:' .. target
-local ids, duplicates = {}, 0
+local ids, duplicates, delivery = {}, 0, nil
 for i = 6, #ARGV, 2 do
   local key = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], key) == 1 then
     duplicates = duplicates + 1
   else
     local id = tostring(redis.call('INCR', KEYS[1]))
+    delivery = delivery or id
     redis.call('HSET', prefix .. 'ev:' .. id, 'key', key, 'target', target,
-               'received_at', now, 'raw', ARGV[i + 1], 'attempts', 0)
+               'received_at', now, 'raw', ARGV[i + 1], 'attempts', 0, 'delivery', delivery)
     redis.call('HSET', KEYS[2], key, id)
     redis.call('ZADD', queue, id, id)
     redis.call('ZADD', KEYS[3], now, id)
@@ -81,7 +84,9 @@ for i = 6, #ARGV, 2 do
   end
 end
 if #ids > 0 then
-  redis.call('ZADD', KEYS[4], 'NX', now, target)
+  if redis.call('ZSCORE', KEYS[4], target) == false then
+    redis.call('ZADD', KEYS[4], redis.call('INCR', prefix .. 'turn'), target)
+  end
   redis.call('HINCRBY', KEYS[5], 'stored', #ids)
 end
 if duplicates > 0 then redis.call('HINCRBY', KEYS[5], 'duplicates', duplicates) end
@@ -91,16 +96,17 @@ return {duplicates, ids}
 
 # Shared by the scripts that put ids back in their target's queue.
 _REQUEUE = """
-local function requeue(prefix, ready, pending, id, now)
-  local fields = redis.call('HMGET', prefix .. 'ev:' .. id, 'target', 'received_at')
-  if not fields[1] then return end
-  redis.call('ZADD', prefix .. 'q:' .. fields[1], id, id)
-  redis.call('ZADD', ready, 'NX', now, fields[1])
-  redis.call('ZADD', pending, fields[2], id)
+local function requeue(prefix, ready, id)
+  local target = redis.call('HGET', prefix .. 'ev:' .. id, 'target')
+  if not target then return end
+  redis.call('ZADD', prefix .. 'q:' .. target, id, id)
+  if redis.call('ZSCORE', ready, target) == false then
+    redis.call('ZADD', ready, redis.call('INCR', prefix .. 'turn'), target)
+  end
 end
 """
 
-# KEYS: claims, pending, ready, delayed, inflight
+# KEYS: claims, ready, delayed, inflight
 # ARGV: prefix, now, expires_at, limit, token
 _CLAIM = (
     _REQUEUE
@@ -110,43 +116,51 @@ local prefix, now, limit, token = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5]
 for _, lost in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)) do
   local held = prefix .. 'claim:' .. lost
   for _, id in ipairs(redis.call('LRANGE', held, 0, -1)) do
-    if redis.call('HGET', KEYS[5], id) == lost then
-      redis.call('HDEL', KEYS[5], id)
-      requeue(prefix, KEYS[3], KEYS[2], id, now)
+    if redis.call('HGET', KEYS[4], id) == lost then
+      redis.call('HDEL', KEYS[4], id)
+      requeue(prefix, KEYS[2], id)
     end
   end
   redis.call('DEL', held)
   redis.call('ZREM', KEYS[1], lost)
 end
 -- Retries whose delay is over are pending again.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', KEYS[4], id)
-  requeue(prefix, KEYS[3], KEYS[2], id, now)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', KEYS[3], id)
+  requeue(prefix, KEYS[2], id)
 end
--- The target ready longest goes first; its oldest ids, in arrival order.
+-- The target whose turn it is goes first; its oldest ids, in the order they were stored.
 while true do
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)
   if #head == 0 then return false end
   local target = head[1]
   local queue = prefix .. 'q:' .. target
-  local popped = redis.call('ZPOPMIN', queue, limit)
-  if redis.call('EXISTS', queue) == 0 then
-    redis.call('ZREM', KEYS[3], target)
-  else
-    redis.call('ZADD', KEYS[3], 'XX', now, target)  -- back of the line: be fair to others
-  end
   local held = prefix .. 'claim:' .. token
-  local events = {}
-  for i = 1, #popped, 2 do
-    local id = popped[i]
+  local events, delivery = {}, nil
+  local function take(id)
+    redis.call('ZREM', queue, id)
     local f = redis.call('HMGET', prefix .. 'ev:' .. id,
-                         'key', 'received_at', 'raw', 'attempts', 'error')
-    if f[1] then
-      redis.call('ZREM', KEYS[2], id)
-      redis.call('HSET', KEYS[5], id, token)
-      redis.call('RPUSH', held, id)
-      events[#events + 1] = {id, f[1], f[2], f[3], f[4], f[5] or ''}
+                         'key', 'received_at', 'raw', 'attempts', 'error', 'delivery')
+    if not f[1] then return end
+    redis.call('HSET', KEYS[4], id, token)
+    redis.call('RPUSH', held, id)
+    events[#events + 1] = {id, f[1], f[2], f[3], f[4], f[5] or ''}
+    delivery = f[6]
+  end
+  for _, id in ipairs(redis.call('ZRANGE', queue, 0, limit - 1)) do take(id) end
+  -- Past the limit only to keep one delivery's events together.
+  while delivery do
+    local next = redis.call('ZRANGE', queue, 0, 0)[1]
+    if not next or redis.call('HGET', prefix .. 'ev:' .. next, 'delivery') ~= delivery then
+      break
     end
+    take(next)
+  end
+  if redis.call('EXISTS', queue) == 0 then
+    redis.call('ZREM', KEYS[2], target)
+  else
+    -- To the back of the line: a busy target must not starve the others.
+    redis.call('ZADD', KEYS[2], redis.call('INCR', prefix .. 'turn'), target)
   end
   if #events > 0 then
     redis.call('ZADD', KEYS[1], ARGV[3], token)
@@ -156,20 +170,21 @@ end
 """
 )
 
-# KEYS: claims, inflight; ARGV: token, expires_at, now
+# KEYS: claims; ARGV: token, expires_at. A claim whose lease ran out can still be renewed
+# until another worker's claim takes its events back.
 _RENEW = """
-local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not expires or tonumber(expires) <= tonumber(ARGV[3]) then return 0 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 1
 """
 
-# The ends of a claim. KEYS: claims, inflight, pending, ready, delayed, failed, handled, stats
-# ARGV: prefix, token, outcome, now, due, error, ids...
+# The ends of a claim, or of the part of it named. KEYS: claims, inflight, open, ready,
+# delayed, failed, handled, stats; ARGV: prefix, token, outcome, now, due, error, ids...
 _FINISH = (
     _REQUEUE
     + """
 local prefix, token, outcome, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local held = prefix .. 'claim:' .. token
 local n = 0
 for i = 7, #ARGV do
   local id = ARGV[i]
@@ -177,32 +192,46 @@ for i = 7, #ARGV do
   -- Only ids this claim still holds: if its lease ran out, another worker may have them.
   if redis.call('HGET', KEYS[2], id) == token and redis.call('EXISTS', event) == 1 then
     redis.call('HDEL', KEYS[2], id)
+    redis.call('LREM', held, 1, id)
     n = n + 1
     if outcome == 'complete' then
-      local f = redis.call('HMGET', event, 'key', 'received_at')
-      redis.call('ZADD', KEYS[7], f[2], f[1])
+      redis.call('ZADD', KEYS[7], now, redis.call('HGET', event, 'key'))
+      redis.call('ZREM', KEYS[3], id)
       redis.call('DEL', event)
     elseif outcome == 'release' then
-      requeue(prefix, KEYS[4], KEYS[3], id, now)
+      requeue(prefix, KEYS[4], id)
     else
       redis.call('HINCRBY', event, 'attempts', 1)
       redis.call('HSET', event, 'error', ARGV[6])
       if outcome == 'retry' then
         redis.call('ZADD', KEYS[5], ARGV[5], id)
-        redis.call('ZADD', KEYS[3], redis.call('HGET', event, 'received_at'), id)
       else
         redis.call('ZADD', KEYS[6], id, id)
+        redis.call('ZREM', KEYS[3], id)
       end
     end
   end
 end
-redis.call('DEL', prefix .. 'claim:' .. token)
-redis.call('ZREM', KEYS[1], token)
+if redis.call('EXISTS', held) == 0 then redis.call('ZREM', KEYS[1], token) end
 local counter = {complete = 'handled', retry = 'retried', park = 'parked'}
 if n > 0 and counter[outcome] then redis.call('HINCRBY', KEYS[8], counter[outcome], n) end
 return n
 """
 )
+
+# KEYS: claims, open, failed, stats; ARGV: prefix, now
+_STATS = """
+local in_progress = 0
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
+  in_progress = in_progress + redis.call('LLEN', ARGV[1] .. 'claim:' .. token)
+end
+local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2] or ''
+local counters = redis.call('HMGET', KEYS[4],
+                            'handled', 'duplicates', 'retried', 'gaps', 'stored', 'parked')
+for i = 1, 6 do counters[i] = counters[i] or '0' end
+return {redis.call('ZCARD', KEYS[2]) - in_progress, in_progress, redis.call('ZCARD', KEYS[3]),
+        oldest, counters}
+"""
 
 # KEYS: failed; ARGV: prefix, limit
 _FAILED = """
@@ -215,7 +244,7 @@ end
 return rows
 """
 
-# KEYS: failed, ready, pending; ARGV: prefix, now, ids...
+# KEYS: failed, ready, open; ARGV: prefix, now, ids...
 _REPLAY = (
     _REQUEUE
     + """
@@ -223,10 +252,12 @@ local n = 0
 for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('ZREM', KEYS[1], id) == 1 then
+    local event = ARGV[1] .. 'ev:' .. id
     -- A fresh start: the worker gives it its full number of attempts again.
-    redis.call('HSET', ARGV[1] .. 'ev:' .. id, 'attempts', 0)
-    redis.call('HDEL', ARGV[1] .. 'ev:' .. id, 'error')
-    requeue(ARGV[1], KEYS[2], KEYS[3], id, ARGV[2])
+    redis.call('HSET', event, 'attempts', 0)
+    redis.call('HDEL', event, 'error')
+    redis.call('ZADD', KEYS[3], redis.call('HGET', event, 'received_at'), id)
+    requeue(ARGV[1], KEYS[2], id)
     n = n + 1
   end
 end
@@ -234,14 +265,14 @@ return n
 """
 )
 
-# KEYS: failed, handled; ARGV: prefix, batch. Purged events stay known to dedupe until pruned,
-# so a late redelivery of a purged event is not handled after all.
+# KEYS: failed, handled; ARGV: prefix, batch, now. Purged events stay known to dedupe until
+# pruned, so a late redelivery of a purged event is not handled after all.
 _PURGE = """
 local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 for _, id in ipairs(ids) do
   local event = ARGV[1] .. 'ev:' .. id
-  local f = redis.call('HMGET', event, 'key', 'received_at')
-  if f[1] then redis.call('ZADD', KEYS[2], f[2], f[1]) end
+  local key = redis.call('HGET', event, 'key')
+  if key then redis.call('ZADD', KEYS[2], ARGV[3], key) end
   redis.call('DEL', event)
   redis.call('ZREM', KEYS[1], id)
 end
@@ -336,7 +367,8 @@ class RedisInbox(_RedisBacked):
     ``url_or_client`` is a ``redis://`` (or ``rediss://``, ``unix://``) URL, or a ready
     ``redis.Redis`` client, used as it is (its own timeouts and retries). ``prefix`` starts
     every key, so several inboxes can share one Redis database. ``timeout`` bounds connecting
-    and each answer, in seconds. A failing or unreachable Redis raises ``InboxError``, which a
+    and each answer, in seconds. Keys of handled events are kept ``dedupe_window`` seconds
+    (``prune`` forgets older ones). A failing or unreachable Redis raises ``InboxError``, which a
     receiver turns into a 5xx answer so that Asana delivers again.
 
     Needs Redis 5 or later. Redis keeps what it acknowledged only as well as it is set up to:
@@ -352,10 +384,14 @@ class RedisInbox(_RedisBacked):
         *,
         prefix: str = "asana_webhooks",
         timeout: float = DEFAULT_TIMEOUT,
+        dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not dedupe_window > 0:
+            raise ValueError(f"dedupe_window must be positive seconds, got {dedupe_window!r}")
         super().__init__(url_or_client, timeout)
         self.prefix = prefix
+        self.dedupe_window = float(dedupe_window)
         self._clock = clock
         self._p = f"{prefix}:inbox:"
 
@@ -371,7 +407,7 @@ class RedisInbox(_RedisBacked):
         args: list[Any] = [self._p, target, repr(self._clock()), resource, sync]
         for event in events:
             args += [event_key(event), json.dumps(event, separators=(",", ":"))]
-        keys = self._keys("seq", "keys", "pending", "ready", "stats", "sync")
+        keys = self._keys("seq", "keys", "open", "ready", "stats", "sync")
         duplicates, ids = self._call(
             "store the delivery", lambda: self._script(_STORE)(keys=keys, args=args)
         )
@@ -404,7 +440,7 @@ class RedisInbox(_RedisBacked):
         expires_at = now + lease
         # The worker's name in the token: who holds what shows in Redis, for an operator.
         token = f"{worker}:{uuid.uuid4().hex}"
-        keys = self._keys("claims", "pending", "ready", "delayed", "inflight")
+        keys = self._keys("claims", "ready", "delayed", "inflight")
         args = [self._p, repr(now), repr(expires_at), limit, token]
         found = self._call("claim events", lambda: self._script(_CLAIM)(keys=keys, args=args))
         if not found:
@@ -428,14 +464,14 @@ class RedisInbox(_RedisBacked):
         if not lease > 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
         now = self._clock()
-        keys = self._keys("claims", "inflight")
-        args = [claim.token, repr(now + lease), repr(now)]
+        keys = self._keys("claims")
+        args = [claim.token, repr(now + lease)]
         return bool(self._call("renew a claim", lambda: self._script(_RENEW)(keys=keys, args=args)))
 
     def _finish(self, claim: Claim, outcome: str, *, error: str = "", delay: float = 0.0) -> int:
         now = self._clock()
         keys = self._keys(
-            "claims", "inflight", "pending", "ready", "delayed", "failed", "handled", "stats"
+            "claims", "inflight", "open", "ready", "delayed", "failed", "handled", "stats"
         )
         args: list[Any] = [self._p, claim.token, outcome, repr(now), repr(now + delay), error]
         args += [event.id for event in claim.events]
@@ -477,27 +513,29 @@ class RedisInbox(_RedisBacked):
     def replay(self, ids: Sequence[str]) -> int:
         if not ids:
             return 0
-        keys = self._keys("failed", "ready", "pending")
+        keys = self._keys("failed", "ready", "open")
         args = [self._p, repr(self._clock()), *(str(i) for i in ids)]
         return int(self._call("replay events", lambda: self._script(_REPLAY)(keys=keys, args=args)))
 
     def purge(self) -> int:
         keys = self._keys("failed", "handled")
+        now = repr(self._clock())
         total = 0
         while True:
             n = int(
                 self._call(
                     "purge failed events",
-                    lambda: self._script(_PURGE)(keys=keys, args=[self._p, _BATCH]),
+                    lambda: self._script(_PURGE)(keys=keys, args=[self._p, _BATCH, now]),
                 )
             )
             total += n
             if n < _BATCH:
                 return total
 
-    def prune(self, *, older_than: float = DEFAULT_DEDUPE_WINDOW) -> int:
+    def prune(self, *, older_than: Optional[float] = None) -> int:
         keys = self._keys("handled", "keys")
-        cutoff = repr(self._clock() - older_than)
+        window = self.dedupe_window if older_than is None else older_than
+        cutoff = repr(self._clock() - window)
         total = 0
         while True:
             n = int(
@@ -511,19 +549,13 @@ class RedisInbox(_RedisBacked):
                 return total
 
     def stats(self) -> InboxStats:
-        p = self._p
-
-        def read() -> list[Any]:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.zcard(p + "pending")
-            pipe.hlen(p + "inflight")
-            pipe.zcard(p + "failed")
-            pipe.hmget(p + "stats", ["handled", "duplicates", "retried", "gaps"])
-            pipe.zrange(p + "pending", 0, 0, withscores=True)
-            return list(pipe.execute())
-
-        pending, in_progress, failed, counters, oldest = self._call("read the stats", read)
-        handled, duplicates, retried, gaps = (int(c or 0) for c in counters)
+        now = self._clock()
+        keys = self._keys("claims", "open", "failed", "stats")
+        pending, in_progress, failed, oldest, counters = self._call(
+            "read the stats", lambda: self._script(_STATS)(keys=keys, args=[self._p, repr(now)])
+        )
+        handled, duplicates, retried, gaps, stored, parked = (int(c) for c in counters)
+        oldest = _text(oldest)
         return InboxStats(
             pending=int(pending),
             in_progress=int(in_progress),
@@ -531,8 +563,10 @@ class RedisInbox(_RedisBacked):
             handled=handled,
             duplicates=duplicates,
             retried=retried,
-            oldest_pending_age=max(0.0, self._clock() - float(oldest[0][1])) if oldest else None,
+            oldest_pending_age=max(0.0, now - float(oldest)) if oldest else None,
             gaps=gaps,
+            stored=stored,
+            parked=parked,
         )
 
     def note_gap(self, resource: str, since: Optional[float]) -> None:
