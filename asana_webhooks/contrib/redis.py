@@ -17,8 +17,7 @@ Keys of one inbox (all start with ``<prefix>:inbox:``)::
                     of the delivery it came in, to keep a delivery together in one claim)
     keys            hash: event key -> id, for dedupe (until pruned after the window)
     q:<target>      sorted set: the target's ids ready to claim, by id
-    ready           sorted set: targets with ids ready to claim, in turn (by the turn counter)
-    turn            INCR counter: targets take turns in claims
+    ready           sorted set: targets with ids ready to claim, by their oldest such id
     open            sorted set: ids not yet handled nor parked, by received_at
     delayed         sorted set: ids waiting to retry, by when the retry is due
     claims          sorted set: claim tokens, by lease expiry
@@ -85,7 +84,7 @@ for i = 6, #ARGV, 2 do
 end
 if #ids > 0 then
   if redis.call('ZSCORE', KEYS[4], target) == false then
-    redis.call('ZADD', KEYS[4], redis.call('INCR', prefix .. 'turn'), target)
+    redis.call('ZADD', KEYS[4], ids[1], target)
   end
   redis.call('HINCRBY', KEYS[5], 'stored', #ids)
 end
@@ -100,8 +99,9 @@ local function requeue(prefix, ready, id)
   local target = redis.call('HGET', prefix .. 'ev:' .. id, 'target')
   if not target then return end
   redis.call('ZADD', prefix .. 'q:' .. target, id, id)
-  if redis.call('ZSCORE', ready, target) == false then
-    redis.call('ZADD', ready, redis.call('INCR', prefix .. 'turn'), target)
+  local head = redis.call('ZSCORE', ready, target)
+  if head == false or tonumber(id) < tonumber(head) then
+    redis.call('ZADD', ready, id, target)
   end
 end
 """
@@ -129,7 +129,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0
   redis.call('ZREM', KEYS[3], id)
   requeue(prefix, KEYS[2], id)
 end
--- The target whose turn it is goes first; its oldest ids, in the order they were stored.
+-- The oldest available event's target goes first; its oldest ids, in the order they were stored.
 while true do
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)
   if #head == 0 then return false end
@@ -159,8 +159,7 @@ while true do
   if redis.call('EXISTS', queue) == 0 then
     redis.call('ZREM', KEYS[2], target)
   else
-    -- To the back of the line: a busy target must not starve the others.
-    redis.call('ZADD', KEYS[2], redis.call('INCR', prefix .. 'turn'), target)
+    redis.call('ZADD', KEYS[2], redis.call('ZRANGE', queue, 0, 0)[1], target)
   end
   if #events > 0 then
     redis.call('ZADD', KEYS[1], ARGV[3], token)
