@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _services import require_redis, unique_name
+from inbox_servers import django_postgres_inbox, django_sqlite_inbox, redis_inbox
 
 from asana_webhooks._inbox import Inbox, event_key
 
@@ -35,29 +35,6 @@ def task_changed(n: int) -> dict[str, Any]:
         "parent": None,
         "change": {"field": "name", "action": "changed"},
     }
-
-
-def redis_inbox(clock: Clock) -> Iterator[Any]:
-    pytest.importorskip("redis")
-    from test_redis_inbox import drop_keys
-
-    from asana_webhooks.contrib.redis import RedisInbox
-
-    url = require_redis()
-    prefix = unique_name("aw_test")
-    box = RedisInbox(url, prefix=prefix, clock=clock)
-    yield box
-    box.close()
-    drop_keys(url, prefix)
-
-
-def django_inbox(alias: str, clock: Clock) -> Iterator[Any]:
-    from asana_webhooks.contrib.django.inbox import DjangoInbox
-    from asana_webhooks.contrib.django.models import InboxCounter, InboxEvent, SyncToken
-
-    for model in (InboxEvent, InboxCounter, SyncToken):
-        model.objects.using(alias).all().delete()
-    yield DjangoInbox(using=alias, clock=clock)
 
 
 def another(inbox: Any) -> Any:
@@ -82,13 +59,12 @@ def clock() -> Clock:
 
 @pytest.fixture(params=["redis", "django-sqlite", "django-postgres"])
 def inbox(request: pytest.FixtureRequest, clock: Clock) -> Iterator[Any]:
-    if request.param == "redis":
-        yield from redis_inbox(clock)
-        return
-    from django_databases import postgres_alias, sqlite_alias
-
-    alias = sqlite_alias() if request.param == "django-sqlite" else postgres_alias()
-    yield from django_inbox(alias, clock)
+    factory = {
+        "redis": redis_inbox,
+        "django-sqlite": django_sqlite_inbox,
+        "django-postgres": django_postgres_inbox,
+    }[request.param]
+    yield from factory(clock)
 
 
 def test_it_satisfies_the_inbox_protocol(inbox: Any) -> None:

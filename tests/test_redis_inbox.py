@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from _services import require_redis, unique_name
+from inbox_servers import drop_redis_keys
 
 from asana_webhooks._inbox import InboxError, event_key
 
@@ -42,14 +43,6 @@ def task_changed(n: int, second: int = 0) -> dict[str, Any]:
     }
 
 
-def drop_keys(url: str, prefix: str) -> None:
-    # Only this test's own keys: other engineers' tests share the server.
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
-    client.close()
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -66,7 +59,7 @@ def inbox(redis_url: str, clock: Clock) -> Iterator[RedisInbox]:
     box = RedisInbox(redis_url, prefix=prefix, clock=clock)
     yield box
     box.close()
-    drop_keys(redis_url, prefix)
+    drop_redis_keys(redis_url, prefix)
 
 
 def test_two_prefixes_are_two_inboxes(redis_url: str, inbox: RedisInbox) -> None:
@@ -78,7 +71,7 @@ def test_two_prefixes_are_two_inboxes(redis_url: str, inbox: RedisInbox) -> None
         assert other.stats().pending == 1 and inbox.stats().pending == 1
     finally:
         other.close()
-        drop_keys(redis_url, other_prefix)
+        drop_redis_keys(redis_url, other_prefix)
 
 
 def test_a_client_given_with_decoded_responses_works(redis_url: str) -> None:
@@ -93,7 +86,7 @@ def test_a_client_given_with_decoded_responses_works(redis_url: str) -> None:
         assert client.ping(), "close must leave a client it was given open"
     finally:
         client.close()
-        drop_keys(redis_url, prefix)
+        drop_redis_keys(redis_url, prefix)
 
 
 def test_close_then_use_again_reconnects(inbox: RedisInbox) -> None:
