@@ -61,3 +61,17 @@ def django_postgres_inbox(clock: Clock = time.time) -> Iterator[Any]:
     from django_databases import postgres_alias
 
     yield from _django_inbox(postgres_alias(), clock)
+
+
+def redis_secret_store(clock: Clock = time.time) -> Iterator[Any]:
+    pytest.importorskip("redis")
+    from asana_webhooks.contrib.redis import RedisSecretStore
+
+    url = require_redis()
+    prefix = unique_name("aw_test")
+    store = RedisSecretStore(url, prefix=prefix, clock=clock)
+    try:
+        yield store
+    finally:
+        store.close()
+        drop_redis_keys(url, prefix)

@@ -40,6 +40,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
+from asana_webhooks._errors import AsanaError
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
     Claim,
@@ -49,11 +50,12 @@ from asana_webhooks._inbox import (
     StoreResult,
     event_key,
 )
+from asana_webhooks._secrets import DEFAULT_ANNOUNCEMENT_TTL, target_key
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisInbox"]
+__all__ = ["RedisInbox", "RedisSecretStore", "SecretStoreError"]
 
 #: Seconds to wait to connect and for each answer. A call may reconnect once (a pooled
 #: connection the server dropped), so a whole call stays well inside Asana's 10 seconds.
@@ -328,10 +330,15 @@ def _connect(url_or_client: Union[str, redis.Redis], timeout: float) -> tuple[An
     return client, True
 
 
+class SecretStoreError(AsanaError):
+    """The secret store's server failed, or could not be reached in time."""
+
+
 class _RedisBacked:
     """Redis calls with one error type, and the scripts registered once per client."""
 
     _what = "Redis"
+    _error: type[AsanaError] = InboxError
 
     def __init__(self, url_or_client: Union[str, redis.Redis], timeout: float) -> None:
         self._client, self._owned = _connect(url_or_client, timeout)
@@ -349,7 +356,7 @@ class _RedisBacked:
         try:
             return call()
         except redis.RedisError as exc:
-            raise InboxError(
+            raise self._error(
                 f"{self._what} at {_where(self._client)} could not {doing}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
@@ -576,3 +583,159 @@ class RedisInbox(_RedisBacked):
             pipe.execute()
 
         self._call("record a sync-token gap", write)
+
+
+# The secret store's scripts. Keys (all start with "<prefix>:secrets:"):
+#   secret          hash: target key -> secret
+#   seq             INCR counter ordering announcements
+#   queue:<target>  sorted set: the target's announcement ids, oldest first
+#   ann:<id>        hash: target, expires_at, received (the secret its handshake stored)
+# Expired announcements stay ANNOUNCEMENT_GRACE seconds (a slow creator may still withdraw
+# its own and want the secret), then go: cleared by the next announce, and by Redis' expiry.
+
+# Shared: the id of the target's oldest live announcement, or false.
+_CURRENT_FN = """
+local function current(prefix, queue, now)
+  for _, id in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+    local expires = redis.call('HGET', prefix .. 'ann:' .. id, 'expires_at')
+    if expires and tonumber(expires) > tonumber(now) then return id end
+  end
+  return false
+end
+"""
+
+# KEYS: queue, seq; ARGV: prefix, id, target, now, expires_at, grace
+_ANNOUNCE = """
+local prefix, id, now, grace = ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[6])
+for _, old in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local expires = redis.call('HGET', prefix .. 'ann:' .. old, 'expires_at')
+  if not expires or tonumber(expires) + grace <= now then
+    redis.call('ZREM', KEYS[1], old)
+    redis.call('DEL', prefix .. 'ann:' .. old)
+  end
+end
+local keep = math.ceil((tonumber(ARGV[5]) - now + grace) * 1000)
+redis.call('HSET', prefix .. 'ann:' .. id, 'target', ARGV[3], 'expires_at', ARGV[5])
+redis.call('PEXPIRE', prefix .. 'ann:' .. id, keep)
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), id)
+if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
+return id
+"""
+
+# KEYS: queue; ARGV: prefix, now
+_CURRENT = _CURRENT_FN + "return current(ARGV[1], KEYS[1], ARGV[2])"
+
+# KEYS: queue, secret; ARGV: prefix, now, target, secret, require ('1' or '0')
+_ACCEPT = (
+    _CURRENT_FN
+    + """
+local id = current(ARGV[1], KEYS[1], ARGV[2])
+if id then
+  local announcement = ARGV[1] .. 'ann:' .. id
+  if redis.call('HEXISTS', announcement, 'received') == 1 then return 0 end
+  redis.call('HSET', announcement, 'received', ARGV[4])
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+  return 1
+end
+if ARGV[5] == '1' or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+)
+
+# KEYS: queue; ARGV: prefix, id, target
+_WITHDRAW = """
+local announcement = ARGV[1] .. 'ann:' .. ARGV[2]
+local fields = redis.call('HMGET', announcement, 'target', 'received')
+if fields[1] ~= ARGV[3] then return false end
+redis.call('DEL', announcement)
+redis.call('ZREM', KEYS[1], ARGV[2])
+return fields[2]
+"""
+
+
+class RedisSecretStore(_RedisBacked):
+    """A ``SecretStore`` in Redis: receivers on several machines share webhook secrets.
+
+    Takes the same ``url_or_client``, ``prefix`` and ``timeout`` as ``RedisInbox`` (keys start
+    with ``<prefix>:secrets:``). Every change is one Lua script, so a handshake's check and
+    store are atomic across all the servers. A failing or unreachable Redis raises
+    ``SecretStoreError``, which the receiver answers with a 500 (Asana tries again). Secrets
+    are stored as Redis holds everything: protect the server (``requirepass`` or ACLs, TLS
+    with ``rediss://``, no public port).
+    """
+
+    _what = "Redis secret store"
+    _error = SecretStoreError
+
+    def __init__(
+        self,
+        url_or_client: Union[str, redis.Redis],
+        *,
+        prefix: str = "asana_webhooks",
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(url_or_client, timeout)
+        self.prefix = prefix
+        self._clock = clock
+        self._p = f"{prefix}:secrets:"
+
+    def __repr__(self) -> str:
+        return f"RedisSecretStore(<{_where(self._client)}>, prefix={self.prefix!r})"
+
+    def _queue(self, key: str) -> str:
+        return f"{self._p}queue:{key}"
+
+    def get(self, target: str) -> Optional[str]:
+        key = target_key(target)
+        secret = self._call("read a secret", lambda: self._client.hget(self._p + "secret", key))
+        return None if secret is None else _text(secret)
+
+    def set(self, target: str, secret: str) -> None:
+        key = target_key(target)
+        self._call("store a secret", lambda: self._client.hset(self._p + "secret", key, secret))
+
+    def delete(self, target: str) -> None:
+        key = target_key(target)
+        self._call("delete a secret", lambda: self._client.hdel(self._p + "secret", key))
+
+    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
+        from asana_webhooks import _secrets
+
+        if not ttl > 0:
+            raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
+        key = target_key(target)
+        now = self._clock()
+        announcement = uuid.uuid4().hex
+        grace = getattr(_secrets, "ANNOUNCEMENT_GRACE", 3600.0)
+        args = [self._p, announcement, key, repr(now), repr(now + float(ttl)), repr(grace)]
+        keys = [self._queue(key), self._p + "seq"]
+        self._call("announce a target", lambda: self._script(_ANNOUNCE)(keys=keys, args=args))
+        return announcement
+
+    def current_announcement(self, target: str) -> Optional[str]:
+        key = target_key(target)
+        args = [self._p, repr(self._clock())]
+        found = self._call(
+            "read announcements",
+            lambda: self._script(_CURRENT)(keys=[self._queue(key)], args=args),
+        )
+        return _text(found) if found else None
+
+    def accept_handshake(self, target: str, secret: str, *, require_announcement: bool) -> bool:
+        key = target_key(target)
+        keys = [self._queue(key), self._p + "secret"]
+        args = [self._p, repr(self._clock()), key, secret, "1" if require_announcement else "0"]
+        return bool(
+            self._call("store a handshake", lambda: self._script(_ACCEPT)(keys=keys, args=args))
+        )
+
+    def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
+        key = target_key(target)
+        args = [self._p, str(announcement), key]
+        received = self._call(
+            "withdraw an announcement",
+            lambda: self._script(_WITHDRAW)(keys=[self._queue(key)], args=args),
+        )
+        return _text(received) if received else None
