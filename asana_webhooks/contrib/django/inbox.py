@@ -88,9 +88,13 @@ class DjangoInbox:
         from django.db import DatabaseError, connections, transaction
 
         db = self._db()
+        connection = connections[db]
+        if not connection.in_atomic_block:
+            # Outside a request nothing else does this: a worker's connection that broke
+            # (database restarted) or outlived CONN_MAX_AGE is replaced, not reused forever.
+            connection.close_if_unusable_or_obsolete()
         try:
             with transaction.atomic(using=db):
-                connection = connections[db]
                 if connection.vendor == "sqlite":
                     # A write as the first statement takes SQLite's write lock now, waiting on
                     # the busy timeout; a read first would take a shared lock and fail with
