@@ -67,18 +67,18 @@ def _redis_module() -> Any:
 def _check_redis(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "unix" and not parts.hostname:
-        raise InvalidURLError(f"{_redacted(url)!r}: a Redis URL is redis://HOST:PORT/DB")
+        raise InvalidURLError(f"{redacted(url)!r}: a Redis URL is redis://HOST:PORT/DB")
     try:
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError:
-        raise InvalidURLError(f"{_redacted(url)!r}: the port is not a number") from None
+        raise InvalidURLError(f"{redacted(url)!r}: the port is not a number") from None
     db = parts.path.strip("/")
     if db and not db.isdigit():
-        raise InvalidURLError(f"{_redacted(url)!r}: the database must be a number, got {db!r}")
+        raise InvalidURLError(f"{redacted(url)!r}: the database must be a number, got {db!r}")
 
 
-def _redacted(url: str) -> str:
-    # A Redis URL may carry a password: never repeat it in an error.
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -37,7 +37,7 @@ from asana_webhooks._version import __version__
 __all__ = ["UsageError", "build_parser", "health_problems", "main", "parse_filter"]
 
 #: The command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("demo", "webhooks", "serve", "fake", "reconcile")
+COMMAND_MODULES = ("demo", "webhooks", "serve", "inbox", "reconcile", "fake")
 
 #: Commands that talk to Asana and so log the library's retries with -v.
 _API_COMMANDS = ("list", "get", "create", "update", "delete", "health")

@@ -21,6 +21,7 @@ from asana_webhooks._cli._common import (
     port,
     stop_on_signals,
 )
+from asana_webhooks._cli.inbox import add_inbox_option, run_guarded
 
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
@@ -36,9 +37,11 @@ def _event_json(event: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from asana_webhooks._cli.inbox import open_checked
+    from asana_webhooks._metrics import metrics_app
     from asana_webhooks._receiver import WebhookReceiver
-    from asana_webhooks._secrets import SQLiteSecretStore
-    from asana_webhooks._wsgi import ReceiverServer
+    from asana_webhooks._urls import InvalidURLError, open_secret_store
+    from asana_webhooks._wsgi import ReceiverServer, wsgi_app
 
     write_lock = threading.Lock()
 
@@ -56,12 +59,19 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"{PROG} serve: {text}\n")
             err.flush()
 
+    try:
+        secret_store = open_secret_store(args.secrets)
+    except InvalidURLError as exc:
+        raise UsageError(str(exc)) from None
+    inbox = open_checked(args.inbox) if args.inbox else None
     receiver = WebhookReceiver(
-        SQLiteSecretStore(args.secrets),
-        on_events,
+        secret_store,
+        None if inbox is not None else on_events,
         accept_unannounced_handshakes=args.accept_unannounced_handshakes,
         on_handshake=lambda target: note(f"handshake accepted for {target}; secret stored"),
+        inbox=inbox,
     )
+    app = metrics_app(wsgi_app(receiver), receiver.metrics, inbox)
     handler = _LineHandler(note)
     library_logger = logging.getLogger("asana_webhooks")
     library_logger.addHandler(handler)
@@ -69,7 +79,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         library_logger.setLevel(logging.WARNING)
     flag = StopFlag()
     try:
-        server = ReceiverServer.for_receiver(receiver, host=args.bind, port=args.port).start()
+        server = ReceiverServer(app, host=args.bind, port=args.port).start()
     except OSError as exc:
         library_logger.removeHandler(handler)
         raise UsageError(
@@ -77,9 +87,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ) from None
     try:
         with stop_on_signals(flag):
+            where = (
+                f"verified events are stored in the inbox {args.inbox} for `worker`"
+                if inbox is not None
+                else "verified events go to stdout as JSON lines"
+            )
             note(
-                f"listening on {server.url} (every path is a webhook target); "
-                f"secrets in {args.secrets}; verified events go to stdout as JSON lines"
+                f"listening on {server.url} (every path is a webhook target, GET /metrics "
+                f"gives Prometheus metrics); secrets in {args.secrets}; {where}"
             )
             if args.accept_unannounced_handshakes:
                 note("accepting the first handshake of any target that has no secret yet")
@@ -88,6 +103,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         server.stop()
         library_logger.removeHandler(handler)
+        if inbox is not None:
+            inbox.close()
     note(f"stopped ({flag.signal_name or 'done'})")
     return EXIT_OK
 
@@ -113,7 +130,13 @@ def register(commands: Commands) -> None:
         ),
     )
     serve.add_argument("--port", required=True, type=port, help="0 picks a free port")
-    serve.add_argument("--secrets", required=True, metavar="PATH", help="SQLite secret store")
+    serve.add_argument(
+        "--secrets",
+        required=True,
+        metavar="URL",
+        help="secret store: a SQLite file path or sqlite:///PATH, or redis://HOST:PORT/DB",
+    )
+    add_inbox_option(serve)
     serve.add_argument(
         "--host",
         dest="bind",
@@ -129,4 +152,4 @@ def register(commands: Commands) -> None:
             "are created without `create --secrets` on the same file)"
         ),
     )
-    serve.set_defaults(run=cmd_serve)
+    serve.set_defaults(run=run_guarded(cmd_serve))
