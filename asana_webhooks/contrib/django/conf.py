@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 SETTING = "ASANA_WEBHOOKS"
-_KEYS = frozenset({"INBOX", "SECRET_STORE", "HANDLER", "WORKER", "ACCEPT_UNANNOUNCED_HANDSHAKES"})
+_KEYS = frozenset(
+    {"INBOX", "SECRET_STORE", "HANDLER", "WORKER", "ACCEPT_UNANNOUNCED_HANDSHAKES", "RECONCILE"}
+)
 # Worker setting -> Worker keyword.
 _WORKER_KEYS = {
     "LEASE": "lease",
