@@ -399,3 +399,21 @@ def test_bad_arguments_are_refused(
 def test_the_callers_client_still_waits_out_429s(client: ApiClient, inbox: MemoryInbox) -> None:
     Reconciler(client, inbox, [PROJECT])
     assert client.configuration.retry.max_retry_after == 60.0, "only the reconciler's view changes"
+
+
+def test_event_key_is_the_same_for_both_channels_and_for_typed_events() -> None:
+    """The finding behind event_key: only fields both channels carry, so a webhook's compact
+    event and the Events API's fuller one (names, the deprecated type, expanded values,
+    another spelling of the same instant) are one event, typed or raw."""
+    from asana_webhooks._events import parse_events
+
+    for n in (0, 1, 59, 61):
+        webhook, polled = webhook_event(n), polled_event(n)
+        assert webhook != polled
+        assert event_key(webhook) == event_key(polled), n
+        [typed] = parse_events(json.dumps({"events": [polled]}).encode())
+        assert event_key(typed) == event_key(webhook), "a handler's typed event has the key too"
+    assert event_key(webhook_event(1)) != event_key(webhook_event(2))
+    other_value = webhook_event(1)
+    other_value["change"]["new_value"]["gid"] = "9003"
+    assert event_key(other_value) != event_key(webhook_event(1)), "a different assignee"
