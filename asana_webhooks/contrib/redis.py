@@ -39,6 +39,7 @@ import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from urllib.parse import parse_qsl, urlencode
 
 from asana_webhooks._errors import AsanaError
 from asana_webhooks._inbox import (
@@ -60,6 +61,9 @@ __all__ = ["RedisInbox", "RedisSecretStore", "SecretStoreError"]
 #: Seconds to wait to connect and for each answer. A call may reconnect once (a pooled
 #: connection the server dropped), so a whole call stays well inside Asana's 10 seconds.
 DEFAULT_TIMEOUT = 2.0
+
+#: What every key starts with, unless a ``prefix`` (or a URL's ``?prefix=``) says otherwise.
+DEFAULT_PREFIX = "asana_webhooks"
 
 _T = TypeVar("_T")
 
@@ -306,6 +310,25 @@ def _where(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
+def _split_prefix(url_or_client: Any, prefix: Optional[str]) -> tuple[Any, str]:
+    """The URL without its ``prefix=`` query parameter, and the prefix to use.
+
+    ``redis://host:6379/0?prefix=myapp`` lets the command line's ``--inbox`` and
+    ``--secrets`` keep several applications apart in one Redis database. An explicit
+    ``prefix`` argument wins over the URL's.
+    """
+    if not isinstance(url_or_client, str) or "?" not in url_or_client:
+        return url_or_client, prefix or DEFAULT_PREFIX
+    base, _, query = url_or_client.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    found = [value for name, value in pairs if name == "prefix"]
+    rest = urlencode([(name, value) for name, value in pairs if name != "prefix"])
+    if found and not found[-1]:
+        raise ValueError("the prefix= of a Redis URL must not be empty")
+    chosen = prefix or (found[-1] if found else DEFAULT_PREFIX)
+    return (f"{base}?{rest}" if rest else base), chosen
+
+
 def _connect(url_or_client: Union[str, redis.Redis], timeout: float) -> tuple[Any, bool]:
     """A client, and whether we made it (and so close it)."""
     import redis
@@ -372,7 +395,8 @@ class RedisInbox(_RedisBacked):
 
     ``url_or_client`` is a ``redis://`` (or ``rediss://``, ``unix://``) URL, or a ready
     ``redis.Redis`` client, used as it is (its own timeouts and retries). ``prefix`` starts
-    every key, so several inboxes can share one Redis database. ``timeout`` bounds connecting
+    every key (default ``asana_webhooks``, or the URL's ``?prefix=NAME``), so several inboxes
+    can share one Redis database. ``timeout`` bounds connecting
     and each answer, in seconds. Keys of handled events are kept ``dedupe_window`` seconds
     (``prune`` forgets older ones). A failing or unreachable Redis raises ``InboxError``, which a
     receiver turns into a 5xx answer so that Asana delivers again.
@@ -388,13 +412,14 @@ class RedisInbox(_RedisBacked):
         self,
         url_or_client: Union[str, redis.Redis],
         *,
-        prefix: str = "asana_webhooks",
+        prefix: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not dedupe_window > 0:
             raise ValueError(f"dedupe_window must be positive seconds, got {dedupe_window!r}")
+        url_or_client, prefix = _split_prefix(url_or_client, prefix)
         super().__init__(url_or_client, timeout)
         self.prefix = prefix
         self.dedupe_window = float(dedupe_window)
@@ -672,10 +697,11 @@ class RedisSecretStore(_RedisBacked):
         self,
         url_or_client: Union[str, redis.Redis],
         *,
-        prefix: str = "asana_webhooks",
+        prefix: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        url_or_client, prefix = _split_prefix(url_or_client, prefix)
         super().__init__(url_or_client, timeout)
         self.prefix = prefix
         self._clock = clock
