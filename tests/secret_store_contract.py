@@ -61,6 +61,12 @@ def django_postgres_store(tmp_path: Path) -> Iterator[SecretStore]:
     yield from _django_store(postgres_alias())
 
 
+def redis_store(tmp_path: Path) -> Iterator[SecretStore]:
+    from inbox_servers import redis_secret_store
+
+    yield from redis_secret_store()
+
+
 #: One line per store: pytest.param(factory, id=name).
 BACKENDS: list[Any] = [
     pytest.param(memory_store, id="memory"),
@@ -68,6 +74,7 @@ BACKENDS: list[Any] = [
     pytest.param(sqlite_memory_store, id="sqlite-memory"),
     pytest.param(django_sqlite_store, id="django-sqlite"),
     pytest.param(django_postgres_store, id="django-postgres"),
+    pytest.param(redis_store, id="redis"),
 ]
 
 

@@ -51,7 +51,12 @@ from asana_webhooks._inbox import (
     StoreResult,
     event_key,
 )
-from asana_webhooks._secrets import DEFAULT_ANNOUNCEMENT_TTL, target_key
+from asana_webhooks._secrets import (
+    ANNOUNCEMENT_GRACE,
+    DEFAULT_ANNOUNCEMENT_TTL,
+    new_announcement_id,
+    target_key,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -727,14 +732,12 @@ class RedisSecretStore(_RedisBacked):
         self._call("delete a secret", lambda: self._client.hdel(self._p + "secret", key))
 
     def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
-        from asana_webhooks import _secrets
-
         if not ttl > 0:
             raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
         key = target_key(target)
         now = self._clock()
-        announcement = uuid.uuid4().hex
-        grace = getattr(_secrets, "ANNOUNCEMENT_GRACE", 3600.0)
+        announcement = new_announcement_id()
+        grace = ANNOUNCEMENT_GRACE
         args = [self._p, announcement, key, repr(now), repr(now + float(ttl)), repr(grace)]
         keys = [self._queue(key), self._p + "seq"]
         self._call("announce a target", lambda: self._script(_ANNOUNCE)(keys=keys, args=args))
