@@ -61,7 +61,7 @@ from asana_webhooks._secrets import (
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisInbox", "RedisSecretStore", "SecretStoreError"]
+__all__ = ["RedisInbox", "RedisSecretStore", "RedisSecretStoreError"]
 
 #: Seconds to wait to connect and for each answer. A call may reconnect once (a pooled
 #: connection the server dropped), so a whole call stays well inside Asana's 10 seconds.
@@ -358,8 +358,12 @@ def _connect(url_or_client: Union[str, redis.Redis], timeout: float) -> tuple[An
     return client, True
 
 
-class SecretStoreError(AsanaError):
-    """The secret store's server failed, or could not be reached in time."""
+class RedisSecretStoreError(AsanaError):
+    """``RedisSecretStore``'s server failed, or could not be reached in time.
+
+    A receiver answers such a failure 500 (Asana tries again); ``establish_webhook`` wraps it
+    in its ``SecretStoreError``, which says what became of the webhook.
+    """
 
 
 class _RedisBacked:
@@ -690,13 +694,13 @@ class RedisSecretStore(_RedisBacked):
     Takes the same ``url_or_client``, ``prefix`` and ``timeout`` as ``RedisInbox`` (keys start
     with ``<prefix>:secrets:``). Every change is one Lua script, so a handshake's check and
     store are atomic across all the servers. A failing or unreachable Redis raises
-    ``SecretStoreError``, which the receiver answers with a 500 (Asana tries again). Secrets
+    ``RedisSecretStoreError``, which the receiver answers with a 500 (Asana tries again). Secrets
     are stored as Redis holds everything: protect the server (``requirepass`` or ACLs, TLS
     with ``rediss://``, no public port).
     """
 
     _what = "Redis secret store"
-    _error = SecretStoreError
+    _error = RedisSecretStoreError
 
     def __init__(
         self,
