@@ -31,7 +31,8 @@ def _sqlite_path(url: str) -> str:
             raise InvalidURLError(
                 f"{url!r}: a SQLite URL is sqlite:///ABSOLUTE/PATH (three slashes, no host)"
             )
-        path = parts.path
+        # sqlite:////abs/path (SQLAlchemy's four slashes) means the same file.
+        path = "/" + parts.path.lstrip("/")
     else:
         path = url
     if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):

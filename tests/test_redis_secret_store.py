@@ -18,7 +18,7 @@ from inbox_servers import drop_redis_keys
 from asana_webhooks import WebhookReceiver, sign_body
 
 pytest.importorskip("redis")
-from asana_webhooks.contrib.redis import RedisSecretStore, SecretStoreError
+from asana_webhooks.contrib.redis import RedisSecretStore, RedisSecretStoreError
 
 SECRET = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
 TARGET = "/asana/webhooks/1201"
@@ -66,7 +66,7 @@ def test_redis_down_is_a_secret_store_error_and_a_500(tmp_path: Any) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     store = RedisSecretStore(f"redis://:hunter2-secret@127.0.0.1:{port}/0", timeout=1.0)
-    with pytest.raises(SecretStoreError) as caught:
+    with pytest.raises(RedisSecretStoreError) as caught:
         store.get(TARGET)
     assert f"127.0.0.1:{port}" in str(caught.value) and "hunter2" not in str(caught.value)
     assert "hunter2" not in repr(store)

@@ -101,7 +101,14 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     handler = load_handler(args.handler)
     inbox = open_checked(args.inbox)
-    worker = Worker(inbox, handler, lease=args.lease, concurrency=args.concurrency)
+    worker = Worker(
+        inbox,
+        handler,
+        lease=args.lease,
+        concurrency=args.concurrency,
+        max_attempts=args.max_attempts,
+        backoff=args.backoff,
+    )
     log_handler = logging.StreamHandler(err)
     log_handler.setFormatter(logging.Formatter(f"{PROG} worker: %(message)s"))
     library_logger = logging.getLogger("asana_webhooks")
@@ -239,6 +246,20 @@ def register(commands: Commands) -> None:
         default=30.0,
         metavar="SECONDS",
         help="how long a claim lasts unrenewed; a dead worker's events wait this long (30)",
+    )
+    worker.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="calls that may fail before an event is parked (default 5)",
+    )
+    worker.add_argument(
+        "--backoff",
+        type=seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="first retry delay, doubled per attempt up to 5 minutes, jittered (default 1)",
     )
     worker.set_defaults(run=run_guarded(cmd_worker))
 

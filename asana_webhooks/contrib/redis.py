@@ -39,6 +39,7 @@ import json
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
+from urllib.parse import parse_qsl, urlencode
 
 from asana_webhooks._errors import AsanaError
 from asana_webhooks._inbox import (
@@ -50,16 +51,24 @@ from asana_webhooks._inbox import (
     StoreResult,
     event_key,
 )
-from asana_webhooks._secrets import DEFAULT_ANNOUNCEMENT_TTL, target_key
+from asana_webhooks._secrets import (
+    ANNOUNCEMENT_GRACE,
+    DEFAULT_ANNOUNCEMENT_TTL,
+    new_announcement_id,
+    target_key,
+)
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisInbox", "RedisSecretStore", "SecretStoreError"]
+__all__ = ["RedisInbox", "RedisSecretStore", "RedisSecretStoreError"]
 
 #: Seconds to wait to connect and for each answer. A call may reconnect once (a pooled
 #: connection the server dropped), so a whole call stays well inside Asana's 10 seconds.
 DEFAULT_TIMEOUT = 2.0
+
+#: What every key starts with, unless a ``prefix`` (or a URL's ``?prefix=``) says otherwise.
+DEFAULT_PREFIX = "asana_webhooks"
 
 _T = TypeVar("_T")
 
@@ -306,6 +315,25 @@ def _where(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
 
 
+def _split_prefix(url_or_client: Any, prefix: Optional[str]) -> tuple[Any, str]:
+    """The URL without its ``prefix=`` query parameter, and the prefix to use.
+
+    ``redis://host:6379/0?prefix=myapp`` lets the command line's ``--inbox`` and
+    ``--secrets`` keep several applications apart in one Redis database. An explicit
+    ``prefix`` argument wins over the URL's.
+    """
+    if not isinstance(url_or_client, str) or "?" not in url_or_client:
+        return url_or_client, prefix or DEFAULT_PREFIX
+    base, _, query = url_or_client.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    found = [value for name, value in pairs if name == "prefix"]
+    rest = urlencode([(name, value) for name, value in pairs if name != "prefix"])
+    if found and not found[-1]:
+        raise ValueError("the prefix= of a Redis URL must not be empty")
+    chosen = prefix or (found[-1] if found else DEFAULT_PREFIX)
+    return (f"{base}?{rest}" if rest else base), chosen
+
+
 def _connect(url_or_client: Union[str, redis.Redis], timeout: float) -> tuple[Any, bool]:
     """A client, and whether we made it (and so close it)."""
     import redis
@@ -330,8 +358,12 @@ def _connect(url_or_client: Union[str, redis.Redis], timeout: float) -> tuple[An
     return client, True
 
 
-class SecretStoreError(AsanaError):
-    """The secret store's server failed, or could not be reached in time."""
+class RedisSecretStoreError(AsanaError):
+    """``RedisSecretStore``'s server failed, or could not be reached in time.
+
+    A receiver answers such a failure 500 (Asana tries again); ``establish_webhook`` wraps it
+    in its ``SecretStoreError``, which says what became of the webhook.
+    """
 
 
 class _RedisBacked:
@@ -372,7 +404,8 @@ class RedisInbox(_RedisBacked):
 
     ``url_or_client`` is a ``redis://`` (or ``rediss://``, ``unix://``) URL, or a ready
     ``redis.Redis`` client, used as it is (its own timeouts and retries). ``prefix`` starts
-    every key, so several inboxes can share one Redis database. ``timeout`` bounds connecting
+    every key (default ``asana_webhooks``, or the URL's ``?prefix=NAME``), so several inboxes
+    can share one Redis database. ``timeout`` bounds connecting
     and each answer, in seconds. Keys of handled events are kept ``dedupe_window`` seconds
     (``prune`` forgets older ones). A failing or unreachable Redis raises ``InboxError``, which a
     receiver turns into a 5xx answer so that Asana delivers again.
@@ -388,13 +421,14 @@ class RedisInbox(_RedisBacked):
         self,
         url_or_client: Union[str, redis.Redis],
         *,
-        prefix: str = "asana_webhooks",
+        prefix: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not dedupe_window > 0:
             raise ValueError(f"dedupe_window must be positive seconds, got {dedupe_window!r}")
+        url_or_client, prefix = _split_prefix(url_or_client, prefix)
         super().__init__(url_or_client, timeout)
         self.prefix = prefix
         self.dedupe_window = float(dedupe_window)
@@ -660,22 +694,23 @@ class RedisSecretStore(_RedisBacked):
     Takes the same ``url_or_client``, ``prefix`` and ``timeout`` as ``RedisInbox`` (keys start
     with ``<prefix>:secrets:``). Every change is one Lua script, so a handshake's check and
     store are atomic across all the servers. A failing or unreachable Redis raises
-    ``SecretStoreError``, which the receiver answers with a 500 (Asana tries again). Secrets
+    ``RedisSecretStoreError``, which the receiver answers with a 500 (Asana tries again). Secrets
     are stored as Redis holds everything: protect the server (``requirepass`` or ACLs, TLS
     with ``rediss://``, no public port).
     """
 
     _what = "Redis secret store"
-    _error = SecretStoreError
+    _error = RedisSecretStoreError
 
     def __init__(
         self,
         url_or_client: Union[str, redis.Redis],
         *,
-        prefix: str = "asana_webhooks",
+        prefix: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        url_or_client, prefix = _split_prefix(url_or_client, prefix)
         super().__init__(url_or_client, timeout)
         self.prefix = prefix
         self._clock = clock
@@ -701,14 +736,12 @@ class RedisSecretStore(_RedisBacked):
         self._call("delete a secret", lambda: self._client.hdel(self._p + "secret", key))
 
     def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
-        from asana_webhooks import _secrets
-
         if not ttl > 0:
             raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
         key = target_key(target)
         now = self._clock()
-        announcement = uuid.uuid4().hex
-        grace = getattr(_secrets, "ANNOUNCEMENT_GRACE", 3600.0)
+        announcement = new_announcement_id()
+        grace = ANNOUNCEMENT_GRACE
         args = [self._p, announcement, key, repr(now), repr(now + float(ttl)), repr(grace)]
         keys = [self._queue(key), self._p + "seq"]
         self._call("announce a target", lambda: self._script(_ANNOUNCE)(keys=keys, args=args))

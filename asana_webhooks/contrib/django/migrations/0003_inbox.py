@@ -4,11 +4,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):  # type: ignore[misc]  # Django ships no type hints
-    # 0002_announcements_by_id (the secret store's) when that lands; the inbox needs nothing
-    # of it, only a place in the chain.
-
+    # The inbox needs nothing of the secret store's 0002, only a place in the chain after it.
     dependencies = [
-        ("asana_webhooks", "0001_initial"),
+        ("asana_webhooks", "0002_announcements_by_id"),
     ]
 
     operations = [
