@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from asana_webhooks.testing._app import BASE_PATH, AsanaApp, default_clock
+from asana_webhooks.testing._control import CONTROL_PATH, Control
 from asana_webhooks.testing._deliveries import Delivery
 from asana_webhooks.testing._events import make_event
 from asana_webhooks.testing._faults import (
@@ -105,7 +106,7 @@ class FakeAsana:
         with self._lifecycle:
             if self._server is not None:
                 raise RuntimeError("FakeAsana is already running")
-            server = FakeAsanaServer(self._port, self._app)
+            server = FakeAsanaServer(self._port, self._app, Control(self).handle)
             self._server = server
             self._app.base_url = f"http://127.0.0.1:{server.server_address[1]}{BASE_PATH}"
             self._stopped.clear()
@@ -171,6 +172,11 @@ class FakeAsana:
     def url(self) -> str:
         """The API base URL, ``http://127.0.0.1:PORT/api/1.0`` (like ``https://app.asana.com/api/1.0``)."""
         return f"http://127.0.0.1:{self.port}{BASE_PATH}"
+
+    @property
+    def control_url(self) -> str:
+        """The control endpoint, ``http://127.0.0.1:PORT/_fake`` (see ``FakeAsanaControl``)."""
+        return f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
 
     @property
     def access_token(self) -> str:
@@ -265,6 +271,10 @@ class FakeAsana:
         ``next_attempt_after`` / ``failure_deletion_timestamp`` follow the outcome (any 2xx is
         a success). ``signature`` overrides ``X-Hook-Signature`` (``""`` leaves it out) to
         test a receiver's rejection path. Filters are not applied: what you pass is sent.
+
+        It is a one-shot probe: never dropped, sent even while the webhook waits for a retry,
+        and its events are not retried if it fails (``emit`` and ``generate_traffic`` go
+        through Asana's retries). Its events enter the event stream of the webhook's resource.
         """
         return self._app.deliver(webhook_gid, events, signature).status
 
@@ -314,16 +324,22 @@ class FakeAsana:
         """
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
-        with self._traffic_lock:
-            generator = self._traffic.get(resource)
-            if generator is None or seed is not None:
-                generator = self._traffic[resource] = self.traffic(resource, seed=seed)
+        generator = self._generator_for(resource, seed)
         events: list[dict[str, Any]] = []
         while len(events) < count:
             chunk = generator.next(min(batch, count - len(events)))
             self.emit(chunk)
             events.extend(chunk)
         return events
+
+    def _generator_for(self, resource: str, seed: Optional[int]) -> EventTraffic:
+        with self._traffic_lock:
+            generator = self._traffic.get(resource)
+        if generator is None or seed is not None:
+            generator = self.traffic(resource, seed=seed)
+            with self._traffic_lock:
+                self._traffic[resource] = generator
+        return generator
 
     def events_for(self, resource: str) -> list[dict[str, Any]]:
         """The events in ``resource``'s stream now (what ``/events`` would list), oldest first."""
