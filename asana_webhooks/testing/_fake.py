@@ -74,11 +74,12 @@ class FakeAsana:
         refuse_loopback_targets: bool = False,
         clock: Optional[Callable[[], datetime.datetime]] = None,
         sync_token_lifetime: float = 24 * 3600.0,
+        event_retention: float = 24 * 3600.0,
     ) -> None:
         if handshake_timeout <= 0 or delivery_timeout <= 0:
             raise ValueError("handshake_timeout and delivery_timeout must be positive")
-        if sync_token_lifetime <= 0:
-            raise ValueError(f"sync_token_lifetime must be positive, not {sync_token_lifetime}")
+        if sync_token_lifetime <= 0 or event_retention <= 0:
+            raise ValueError("sync_token_lifetime and event_retention must be positive")
         self._port = port
         self._app = AsanaApp(
             access_token=access_token or secrets.token_urlsafe(24),
@@ -90,6 +91,7 @@ class FakeAsana:
             clock=clock or default_clock,
         )
         self._app.streams.token_lifetime = datetime.timedelta(seconds=sync_token_lifetime)
+        self._app.streams.retention = datetime.timedelta(seconds=event_retention)
         self._traffic: dict[str, EventTraffic] = {}
         self._traffic_lock = threading.Lock()
         self._last_event_time: Optional[datetime.datetime] = None
@@ -406,6 +408,17 @@ class FakeAsana:
         if seconds <= 0:
             raise ValueError(f"sync_token_lifetime must be positive, not {seconds}")
         self._app.streams.token_lifetime = datetime.timedelta(seconds=seconds)
+
+    @property
+    def event_retention(self) -> float:
+        """Seconds an event stays in its streams on the stand-in's clock (Asana: 24 hours)."""
+        return self._app.streams.retention.total_seconds()
+
+    @event_retention.setter
+    def event_retention(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"event_retention must be positive, not {seconds}")
+        self._app.streams.retention = datetime.timedelta(seconds=seconds)
 
     # --- what was received ------------------------------------------------------------------
 
