@@ -163,11 +163,13 @@ class Control:
             resources = list(dict.fromkeys(hook["resource"]["gid"] for hook in fake.webhooks))
             if not resources:
                 raise ApiError(404, "There are no webhooks to deliver to: create one first")
-        before = len(fake.deliveries)
         generated: list[dict[str, Any]] = []
+        outcomes: list[Delivery] = []
         for gid in resources:
-            generated.extend(fake.generate_traffic(gid, count, seed=seed))
-        return {"deliveries": _outcomes(fake.deliveries[before:]), "events": generated}
+            events, done = fake._generate(gid, count, seed, 1)
+            generated.extend(events)
+            outcomes.extend(done)
+        return {"deliveries": _outcomes(outcomes), "events": generated}
 
     def _heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         fake = self._fake

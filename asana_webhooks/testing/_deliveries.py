@@ -14,10 +14,11 @@ deliveries dropped before they are sent (the next N, or a seeded fraction) and t
 
 from __future__ import annotations
 
+import collections
 import datetime
 import random
 import threading
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Deque, Mapping, Optional, Sequence
 
 import attrs
 
@@ -33,6 +34,9 @@ from asana_webhooks.testing._streams import EventStreams
 #: At most this many waiting events go in one retried delivery (GUESS: Asana batches, limit
 #: undocumented).
 MAX_EVENTS_PER_DELIVERY = 100
+
+#: How many outcomes ``log`` keeps (like the stand-in's request records).
+MAX_LOG = 10_000
 
 OFFLINE_ERROR = "ConnectionRefusedError: the target is offline (FakeAsana fault)"
 
@@ -88,7 +92,7 @@ class Deliveries:
         self._schedule_lock = threading.RLock()  # one run_due/advance at a time
         self._drop = _DropFault()
         self._offline: dict[str, Optional[datetime.datetime]] = {}  # target -> until
-        self.log: list[Delivery] = []
+        self.log: Deque[Delivery] = collections.deque(maxlen=MAX_LOG)
         self.deleted: list[dict[str, Any]] = []
 
     # --- faults -----------------------------------------------------------------------------

@@ -324,15 +324,23 @@ class FakeAsana:
         starts a new reproducible sequence; without one, the resource's previous generator
         goes on (and tasks it added keep changing).
         """
+        return self._generate(resource, count, seed, batch)[0]
+
+    def _generate(
+        self, resource: str, count: int, seed: Optional[int], batch: int
+    ) -> tuple[list[dict[str, Any]], list[Delivery]]:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
+        if count < 0:
+            raise ValueError(f"count must not be negative, not {count}")
         generator = self._generator_for(resource, seed)
         events: list[dict[str, Any]] = []
+        outcomes: list[Delivery] = []
         while len(events) < count:
             chunk = generator.next(min(batch, count - len(events)))
-            self.emit(chunk)
+            outcomes.extend(self.emit(chunk))
             events.extend(chunk)
-        return events
+        return events, outcomes
 
     def _generator_for(self, resource: str, seed: Optional[int]) -> EventTraffic:
         with self._traffic_lock:
@@ -353,7 +361,8 @@ class FakeAsana:
 
     @property
     def deliveries(self) -> list[Delivery]:
-        """What became of every delivery, heartbeat, retry and deletion, oldest first."""
+        """What became of every delivery, heartbeat, retry and deletion, oldest first (the
+        last 10,000)."""
         return self._app.deliveries.snapshot_log()
 
     @property
