@@ -228,3 +228,16 @@ def test_reset_and_clear_faults_forget_delivery_faults(
     assert [d.outcome for d in asana_fake.emit(task_events(project, 1))] == ["delivered"]
     asana_fake.reset()
     assert asana_fake.deliveries == [] and asana_fake.events_for(project) == []
+
+
+def test_a_failed_deliver_is_a_one_shot_probe_never_retried(
+    asana_fake: FakeAsana, asana_target: RecordingTarget, webhook: str
+) -> None:
+    # A test that sends a forged delivery must not see it re-sent, validly signed, later.
+    asana_target.status = 401
+    assert asana_fake.deliver(webhook, [make_event()], signature="0" * 64) == 401
+    assert state(asana_fake, webhook)["delivery_retry_count"] == 1, "its state records it"
+    asana_target.status = 200
+    asana_fake.advance(2 * HOUR)
+    bodies = [json.loads(post.body) for post in asana_target.deliveries[1:]]
+    assert bodies and all(body == {"events": []} for body in bodies), bodies

@@ -393,3 +393,17 @@ def test_other_methods_on_events_are_405(events: Events) -> None:
     response = events.session.post(events.fake.url + "/events", timeout=TIMEOUT)
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET"
+
+
+def test_event_retention_can_be_longer_for_tests_of_long_outages(events: Events) -> None:
+    with FakeAsana(sync_token_lifetime=72 * 3600, event_retention=72 * 3600) as fake:
+        client = Events(fake)
+        task = "1200000000000001"
+        token = client.start(task)
+        event = make_event("changed", task)
+        fake.emit([event])
+        fake.advance(48 * 3600)
+        got, _, _ = client.read_all(task, token)
+        assert [as_delivered(e) for e in got] == [event]
+        fake.event_retention = 3600
+        assert fake.events_for(task) == []

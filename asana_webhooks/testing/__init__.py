@@ -12,6 +12,7 @@ Importing this package starts nothing; servers start on ``start()`` or ``with``.
 pytest users get the ``asana_fake``, ``asana_target`` and ``asana_api`` fixtures.
 """
 
+from asana_webhooks.testing._control_client import FakeAsanaControl, FakeControlError
 from asana_webhooks.testing._deliveries import Delivery
 from asana_webhooks.testing._events import EVENT_ACTIONS, make_event
 from asana_webhooks.testing._fake import FakeAsana
@@ -25,6 +26,8 @@ __all__ = [
     "Delivery",
     "EventTraffic",
     "FakeAsana",
+    "FakeAsanaControl",
+    "FakeControlError",
     "Headers",
     "OutboundCall",
     "ReceivedPost",

@@ -14,10 +14,11 @@ deliveries dropped before they are sent (the next N, or a seeded fraction) and t
 
 from __future__ import annotations
 
+import collections
 import datetime
 import random
 import threading
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Deque, Mapping, Optional, Sequence
 
 import attrs
 
@@ -33,6 +34,9 @@ from asana_webhooks.testing._streams import EventStreams
 #: At most this many waiting events go in one retried delivery (GUESS: Asana batches, limit
 #: undocumented).
 MAX_EVENTS_PER_DELIVERY = 100
+
+#: How many outcomes ``log`` keeps (like the stand-in's request records).
+MAX_LOG = 10_000
 
 OFFLINE_ERROR = "ConnectionRefusedError: the target is offline (FakeAsana fault)"
 
@@ -88,7 +92,7 @@ class Deliveries:
         self._schedule_lock = threading.RLock()  # one run_due/advance at a time
         self._drop = _DropFault()
         self._offline: dict[str, Optional[datetime.datetime]] = {}  # target -> until
-        self.log: list[Delivery] = []
+        self.log: Deque[Delivery] = collections.deque(maxlen=MAX_LOG)
         self.deleted: list[dict[str, Any]] = []
 
     # --- faults -----------------------------------------------------------------------------
@@ -230,8 +234,10 @@ class Deliveries:
         kind: str,
         *,
         retrying: bool = False,
+        retry_on_failure: bool = True,
     ) -> tuple[Optional[OutboundCall], Delivery]:
-        """Send once and book the outcome; failed new events join the webhook's queue."""
+        """Send once and book the outcome; failed new events join the webhook's queue unless
+        ``retry_on_failure`` is off (a test's one-shot ``deliver()``)."""
         call = self._post(webhook_gid, events, signature)
         if call is None:
             raise KeyError(f"no webhook with gid {webhook_gid!r}")
@@ -241,7 +247,7 @@ class Deliveries:
                 webhook.record_delivery(call, self._clock())
                 if call.ok and retrying:
                     del webhook.pending[: len(events)]
-                elif not call.ok and not retrying:
+                elif not call.ok and not retrying and retry_on_failure:
                     webhook.pending.extend(events)
         outcome = "delivered" if call.ok else "failed"
         entry = self._log(webhook_gid, kind, outcome, len(events), call.status)
@@ -264,8 +270,14 @@ class Deliveries:
     def deliver_now(
         self, webhook_gid: str, events: Sequence[Mapping[str, Any]], signature: Optional[str]
     ) -> OutboundCall:
-        """A test's explicit delivery: sent now (no drop fault, no waiting), recorded in the
-        streams of the webhook's resource and of what the events reach."""
+        return self.deliver_logged(webhook_gid, events, signature)[0]
+
+    def deliver_logged(
+        self, webhook_gid: str, events: Sequence[Mapping[str, Any]], signature: Optional[str]
+    ) -> tuple[OutboundCall, Delivery]:
+        """A test's explicit delivery: sent once, now (no drop fault, no waiting, no retry of
+        its events if it fails, though the webhook's state records the failure), and recorded
+        in the streams of the webhook's resource and of what the events reach."""
         with self._store.lock:
             webhook = self._store.webhooks.get(webhook_gid)
             if webhook is None:
@@ -275,9 +287,9 @@ class Deliveries:
         for event in batch:
             self._streams.record(self._store.streams_for(event, also=(resource_gid,)), event)
         kind = "delivery" if batch else "heartbeat"
-        call, _ = self._attempt(webhook_gid, batch, signature, kind)
+        call, entry = self._attempt(webhook_gid, batch, signature, kind, retry_on_failure=False)
         assert call is not None  # _attempt raised if the webhook was gone
-        return call
+        return call, entry
 
     def emit(self, events: Sequence[Mapping[str, Any]]) -> list[Delivery]:
         """Events happen in Asana: record them in every stream they reach and deliver them to

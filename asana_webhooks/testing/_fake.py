@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from asana_webhooks.testing._app import BASE_PATH, AsanaApp, default_clock
+from asana_webhooks.testing._control import CONTROL_PATH, Control
 from asana_webhooks.testing._deliveries import Delivery
 from asana_webhooks.testing._events import make_event
 from asana_webhooks.testing._faults import (
@@ -73,11 +74,12 @@ class FakeAsana:
         refuse_loopback_targets: bool = False,
         clock: Optional[Callable[[], datetime.datetime]] = None,
         sync_token_lifetime: float = 24 * 3600.0,
+        event_retention: float = 24 * 3600.0,
     ) -> None:
         if handshake_timeout <= 0 or delivery_timeout <= 0:
             raise ValueError("handshake_timeout and delivery_timeout must be positive")
-        if sync_token_lifetime <= 0:
-            raise ValueError(f"sync_token_lifetime must be positive, not {sync_token_lifetime}")
+        if sync_token_lifetime <= 0 or event_retention <= 0:
+            raise ValueError("sync_token_lifetime and event_retention must be positive")
         self._port = port
         self._app = AsanaApp(
             access_token=access_token or secrets.token_urlsafe(24),
@@ -89,6 +91,7 @@ class FakeAsana:
             clock=clock or default_clock,
         )
         self._app.streams.token_lifetime = datetime.timedelta(seconds=sync_token_lifetime)
+        self._app.streams.retention = datetime.timedelta(seconds=event_retention)
         self._traffic: dict[str, EventTraffic] = {}
         self._traffic_lock = threading.Lock()
         self._last_event_time: Optional[datetime.datetime] = None
@@ -105,7 +108,7 @@ class FakeAsana:
         with self._lifecycle:
             if self._server is not None:
                 raise RuntimeError("FakeAsana is already running")
-            server = FakeAsanaServer(self._port, self._app)
+            server = FakeAsanaServer(self._port, self._app, Control(self).handle)
             self._server = server
             self._app.base_url = f"http://127.0.0.1:{server.server_address[1]}{BASE_PATH}"
             self._stopped.clear()
@@ -171,6 +174,11 @@ class FakeAsana:
     def url(self) -> str:
         """The API base URL, ``http://127.0.0.1:PORT/api/1.0`` (like ``https://app.asana.com/api/1.0``)."""
         return f"http://127.0.0.1:{self.port}{BASE_PATH}"
+
+    @property
+    def control_url(self) -> str:
+        """The control endpoint, ``http://127.0.0.1:PORT/_fake`` (see ``FakeAsanaControl``)."""
+        return f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
 
     @property
     def access_token(self) -> str:
@@ -265,6 +273,10 @@ class FakeAsana:
         ``next_attempt_after`` / ``failure_deletion_timestamp`` follow the outcome (any 2xx is
         a success). ``signature`` overrides ``X-Hook-Signature`` (``""`` leaves it out) to
         test a receiver's rejection path. Filters are not applied: what you pass is sent.
+
+        It is a one-shot probe: never dropped, sent even while the webhook waits for a retry,
+        and its events are not retried if it fails (``emit`` and ``generate_traffic`` go
+        through Asana's retries). Its events enter the event stream of the webhook's resource.
         """
         return self._app.deliver(webhook_gid, events, signature).status
 
@@ -312,18 +324,32 @@ class FakeAsana:
         starts a new reproducible sequence; without one, the resource's previous generator
         goes on (and tasks it added keep changing).
         """
+        return self._generate(resource, count, seed, batch)[0]
+
+    def _generate(
+        self, resource: str, count: int, seed: Optional[int], batch: int
+    ) -> tuple[list[dict[str, Any]], list[Delivery]]:
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
-        with self._traffic_lock:
-            generator = self._traffic.get(resource)
-            if generator is None or seed is not None:
-                generator = self._traffic[resource] = self.traffic(resource, seed=seed)
+        if count < 0:
+            raise ValueError(f"count must not be negative, not {count}")
+        generator = self._generator_for(resource, seed)
         events: list[dict[str, Any]] = []
+        outcomes: list[Delivery] = []
         while len(events) < count:
             chunk = generator.next(min(batch, count - len(events)))
-            self.emit(chunk)
+            outcomes.extend(self.emit(chunk))
             events.extend(chunk)
-        return events
+        return events, outcomes
+
+    def _generator_for(self, resource: str, seed: Optional[int]) -> EventTraffic:
+        with self._traffic_lock:
+            generator = self._traffic.get(resource)
+        if generator is None or seed is not None:
+            generator = self.traffic(resource, seed=seed)
+            with self._traffic_lock:
+                self._traffic[resource] = generator
+        return generator
 
     def events_for(self, resource: str) -> list[dict[str, Any]]:
         """The events in ``resource``'s stream now (what ``/events`` would list), oldest first."""
@@ -335,7 +361,8 @@ class FakeAsana:
 
     @property
     def deliveries(self) -> list[Delivery]:
-        """What became of every delivery, heartbeat, retry and deletion, oldest first."""
+        """What became of every delivery, heartbeat, retry and deletion, oldest first (the
+        last 10,000)."""
         return self._app.deliveries.snapshot_log()
 
     @property
@@ -390,6 +417,17 @@ class FakeAsana:
         if seconds <= 0:
             raise ValueError(f"sync_token_lifetime must be positive, not {seconds}")
         self._app.streams.token_lifetime = datetime.timedelta(seconds=seconds)
+
+    @property
+    def event_retention(self) -> float:
+        """Seconds an event stays in its streams on the stand-in's clock (Asana: 24 hours)."""
+        return self._app.streams.retention.total_seconds()
+
+    @event_retention.setter
+    def event_retention(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"event_retention must be positive, not {seconds}")
+        self._app.streams.retention = datetime.timedelta(seconds=seconds)
 
     # --- what was received ------------------------------------------------------------------
 
