@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
 import attrs
 
 if TYPE_CHECKING:
+    from asana_webhooks._secrets import SecretStore
     from asana_webhooks._webhooks_api import WebhooksApi
 
     #: What a command module's ``register`` receives: ``commands.add_parser(...)`` adds one.
@@ -73,8 +74,9 @@ def para(text: str) -> str:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, then where to look: argparse's usage block is long for subcommands.
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # One line with the one prefix every error has, then where to look: argparse's usage
+        # block is long for subcommands.
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- argument types ----------------------------------------------------------------------------
@@ -103,7 +105,9 @@ def seconds(text: str) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be seconds between 0 and 3600, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most 3600 seconds, not {text!r}"
+        )
     return value
 
 
@@ -127,13 +131,6 @@ def api_options() -> argparse.ArgumentParser:
     )
     options.add_argument("--json", action="store_true", help="print JSON instead of a table")
     options.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="say what is happening on stderr (retries; -vv: every request)",
-    )
-    options.add_argument(
         "--timeout",
         type=seconds,
         default=60.0,
@@ -151,22 +148,56 @@ def print_error(err: TextIO, text: str) -> None:
     err.flush()
 
 
+VERBOSE_HELP = "say more on stderr (-v: retries and progress; -vv: every request)"
+
+
+class OneLineHandler(logging.Handler):
+    """Log records as single lines on a stream: ``PREFIX: message: ExcType: reason``.
+
+    A command line shows no tracebacks, not even in its log: an exception adds its type and
+    message (which the library keeps free of secrets) to the same line.
+    """
+
+    def __init__(self, stream: TextIO, prefix: str, level: int) -> None:
+        super().__init__(level)
+        self.stream = stream
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f": {type(exc).__name__}: {exc}" if str(exc) else f": {type(exc).__name__}"
+            self.stream.write(f"{self.prefix}: {' '.join(text.split())}\n")
+            self.stream.flush()
+        except Exception:  # a log line must never take the command down
+            self.handleError(record)
+
+
 _installed_handler: Optional[logging.Handler] = None
 
 
-def log_to(err: TextIO, verbosity: int) -> None:
-    """Library messages (retries, requests) on stderr with -v; none at all without."""
+def log_to(
+    err: TextIO, verbosity: int, *, prefix: str = PROG, quiet_level: Optional[int] = None
+) -> None:
+    """The library's log on ``err``, one line per record: -v INFO, -vv DEBUG.
+
+    Without -v, records from ``quiet_level`` up (none when it is None). Replaces what an
+    earlier call installed, so a command can adjust what ``main`` set up.
+    """
     global _installed_handler
     library_logger = logging.getLogger("asana_webhooks")
     if _installed_handler is not None:  # main() called again in one process
         library_logger.removeHandler(_installed_handler)
+    level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else quiet_level
     handler: logging.Handler
-    if verbosity <= 0:
+    if level is None:
         handler = logging.NullHandler()  # keeps Python's last-resort handler quiet too
     else:
-        handler = logging.StreamHandler(err)
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
-        library_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        handler = OneLineHandler(err, prefix, level)
+        if library_logger.level == logging.NOTSET or library_logger.level > level:
+            library_logger.setLevel(level)
     library_logger.addHandler(handler)
     _installed_handler = handler
 
@@ -197,8 +228,8 @@ def make_api(args: argparse.Namespace) -> WebhooksApi:
             host=api_host(args),
             access_token=token,
             timeout=Timeout(connect=10.0, read=args.timeout),
-            # A person is waiting: give up on an unreachable host sooner than a server would.
-            retry=RetryPolicy(max_attempts=4, max_time=20.0),
+            # The library's attempts, but a person is waiting: a shorter time budget.
+            retry=RetryPolicy(max_time=20.0),
         )
     except ValueError as exc:
         raise UsageError(f"--host: {exc}") from None
@@ -219,8 +250,15 @@ def opened_api(args: argparse.Namespace) -> Iterator[WebhooksApi]:
 
 @attrs.define
 class StopFlag:
+    """Set by SIGINT or SIGTERM; says which, and so the exit status."""
+
     event: threading.Event = attrs.field(factory=threading.Event)
     signal_name: Optional[str] = None
+
+    @property
+    def exit_status(self) -> int:
+        """130 after Ctrl-C (interrupted), else 0: SIGTERM is how services are stopped."""
+        return EXIT_INTERRUPTED if self.signal_name == "SIGINT" else EXIT_OK
 
 
 @contextlib.contextmanager
@@ -240,3 +278,37 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for signum, old in previous:
             signal.signal(signum, old)
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
+    """Open the secret store at ``path`` and prove it usable now, or raise ``UsageError``.
+
+    A store that cannot be used must stop the command before it starts: ``serve`` would
+    otherwise listen and answer every handshake with a 500, ``create`` would create a webhook
+    whose handshake fails.
+    """
+    import sqlite3
+
+    from asana_webhooks._secrets import SQLiteSecretStore
+
+    if not path.strip():
+        raise UsageError(f"{option}: give the path of a SQLite file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; give the path of a SQLite file")
+    store = SQLiteSecretStore(path)
+    try:
+        store.get("/")  # creates the file and its tables, or fails saying why
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{option} {path}: not usable as a SQLite secret store ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        # SQLite reads a read-only file fine and fails at the first handshake: say so now.
+        raise UsageError(f"{option} {path}: not writable (the file and its folder must be)")
+    return store

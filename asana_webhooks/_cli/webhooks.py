@@ -10,11 +10,13 @@ import attrs
 
 from asana_webhooks._cli._common import (
     ENVIRONMENT_HELP,
+    EXIT_ATTENTION,
     EXIT_OK,
     UsageError,
     api_options,
     gid,
     make_api,
+    open_secret_store,
     page_size,
     para,
 )
@@ -223,16 +225,16 @@ def _show(out: TextIO, webhook: Any, as_json: bool) -> None:
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._establish import establish_webhook
     from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
-    from asana_webhooks._secrets import SQLiteSecretStore
 
     filters = [parse_filter(text) for text in args.filter] or None
+    # Checked before anything is created: a store that fails after the create would leave a
+    # webhook whose handshake was refused.
+    store = open_secret_store(args.secrets) if args.secrets else None
     api = make_api(args)
     webhook: Any
     try:
-        if args.secrets:
-            webhook = establish_webhook(
-                api, SQLiteSecretStore(args.secrets), args.resource, args.target, filters
-            )
+        if store is not None:
+            webhook = establish_webhook(api, store, args.resource, args.target, filters)
             note = f"secret: checked against the handshake, stored in {args.secrets}"
         else:
             created = api.create_webhook(
@@ -319,7 +321,7 @@ def cmd_health(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for webhook, problems in shown
             ],
         )
-        return EXIT_OK
+        return EXIT_ATTENTION if unhealthy else EXIT_OK
 
     def when(value: Optional[datetime.datetime]) -> str:
         return "-" if value is None else relative(value - now)
@@ -350,7 +352,8 @@ def cmd_health(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"{len(unhealthy)} of {total} webhooks need attention\n")
     else:
         out.write(f"all {total} webhooks are delivering\n")
-    return EXIT_OK
+    # A cron job or a monitoring check alerts on the status alone.
+    return EXIT_ATTENTION if unhealthy else EXIT_OK
 
 
 # --- registration ------------------------------------------------------------------------------
@@ -427,7 +430,8 @@ def register(commands: Commands) -> None:
         "Check every webhook in a workspace: inactive, failing deliveries (last failure "
         "after the last success, retries pending, next attempt), due for deletion (Asana "
         "deletes a webhook after 24 hours without a successful delivery), or silent for "
-        "longer than the 8-hour heartbeat.",
+        "longer than the 8-hour heartbeat. Exits 3 when any webhook needs attention, so a "
+        "cron job or a monitoring check can alert on the status alone.",
     )
     health.add_argument("--workspace", required=True, type=gid, metavar="GID")
     health.add_argument("--resource", type=gid, metavar="GID")
