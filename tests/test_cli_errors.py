@@ -219,3 +219,17 @@ def test_fake_refuses_an_empty_token(env: dict[str, str]) -> None:
     assert_one_clean_line(result)
     assert "--token" in result.err
     assert result.out == "", "the stand-in did not start with a random token"
+
+
+def test_a_filter_typo_is_refused_with_the_expected_form(
+    fake: FakeAsana, env: dict[str, str]
+) -> None:
+    gid = fake.add_webhook("1000001", "http://127.0.0.1:9/x")["gid"]
+
+    result = run_process(["update", gid, "--filter", "task changed"], env)
+
+    assert result.status == 2, result
+    assert_one_clean_line(result)
+    assert "--filter 'task changed'" in result.err and "as in task:changed" in result.err
+    stored = fake.get_webhook(gid)
+    assert stored is not None and not stored["filters"], "the webhook was not changed"

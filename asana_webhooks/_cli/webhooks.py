@@ -35,8 +35,7 @@ from asana_webhooks._cli._output import (
 
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
-
-ACTIONS = ("added", "changed", "removed", "deleted", "undeleted")
+    from asana_webhooks._models import WebhookFilter
 
 #: Heartbeats come every 8 hours; a webhook silent for longer than this is worth a look.
 STALE_AFTER = datetime.timedelta(hours=9)
@@ -66,57 +65,31 @@ filters (--filter, repeatable; an event passing any filter is delivered):
     --filter story:added                a comment or other story was added
     --filter :deleted                   anything deleted
   ACTION is one of added, changed, removed, deleted, undeleted; FIELDs need "changed".
+  TYPE is a resource type Asana sends events for (task, story, project, section, tag,
+  attachment, team, workspace, portfolio, *_membership, ...), checked with its actions.
   Workspace, team and portfolio webhooks must have filters and cannot name fields.
 """
-# --- filters -------------------------------------------------------------------------------
+# --- filters ---------------------------------------------------------------------------------
 
 
-def parse_filter(text: str) -> Any:
-    """``task:changed:name,due_on`` -> ``WebhookFilter``; raises ``UsageError`` when malformed."""
-    from asana_webhooks._models import WebhookFilter
+def parse_filter(text: str) -> WebhookFilter:
+    """``--filter`` text -> ``WebhookFilter`` (``asana_webhooks._filters``' one syntax)."""
+    from asana_webhooks._filters import InvalidFilterError
+    from asana_webhooks._filters import parse_filter as parse
 
-    parts = text.strip().split(":")
-    if len(parts) > 3 or not text.strip():
-        raise UsageError(f"--filter {text!r}: expected TYPE[/SUBTYPE][:ACTION[:FIELD,...]]")
-    parts += [""] * (3 - len(parts))
-    kind, action, fields_text = (part.strip() for part in parts)
-    resource_type, _, subtype = kind.partition("/")
-
-    def any_or(value: str) -> Optional[str]:
-        return None if value in ("", "*") else value
-
-    fields = [field.strip() for field in fields_text.split(",") if field.strip()]
-    chosen_action = any_or(action)
-    if chosen_action is not None and chosen_action not in ACTIONS:
-        raise UsageError(
-            f"--filter {text!r}: unknown action {action!r} (one of {', '.join(ACTIONS)})"
-        )
-    if fields and chosen_action != "changed":
-        raise UsageError(f"--filter {text!r}: fields can only be named with the action 'changed'")
-    result = WebhookFilter(
-        resource_type=any_or(resource_type),
-        resource_subtype=any_or(subtype),
-        action=chosen_action,
-        fields=fields or None,
-    )
-    if result == WebhookFilter():
-        raise UsageError(f"--filter {text!r}: a filter must name a type or an action")
-    return result
+    try:
+        return parse(text)
+    except InvalidFilterError as exc:
+        raise UsageError(f"--filter {text!r}: {exc.problem}") from None
 
 
-def format_filter(item: Any) -> str:
-    """The ``--filter`` spelling of a ``WebhookFilter``."""
-    kind = item.resource_type or "*"
-    if item.resource_subtype:
-        kind += f"/{item.resource_subtype}"
-    text = f"{kind}:{item.action or '*'}"
-    if item.fields:
-        text += ":" + ",".join(item.fields)
-    return text
+# --- output ------------------------------------------------------------------------------------
 
 
 def print_webhook(out: TextIO, webhook: Any) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
+    from asana_webhooks._filters import format_filter
+
     filters = "  ".join(format_filter(item) for item in webhook.filters or []) or "(none)"
     rows = [
         ("gid", webhook.gid),
