@@ -305,7 +305,43 @@ def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, ser
 
     assert result.status == 1, result
     assert result.err.count("\n") == 1 and "handshake" in result.err.lower(), result
+    assert "refused it (403)" in result.err, result
+    assert "same --secrets file" in result.err, "the usual reason: the target was not announced"
+    assert "--accept-unannounced-handshakes" in result.err
+    assert "already has a secret" in result.err
     assert fake.webhooks == []
+
+
+def test_the_readme_command_line_block_works_as_a_pair(
+    fake: FakeAsana, env: dict[str, str], tmp_path: Path
+) -> None:
+    """README's serve and create lines, run as written (ports and public URL substituted)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### The command line\n\n```sh\n(.*?)```", readme, re.S)
+    assert block, "README has a command-line block"
+    lines = {}
+    for line in block.group(1).splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["asana-webhooks"] and words[1] in ("serve", "create"):
+            lines[words[1]] = [w for w in words[2:] if w != "&"]
+    assert set(lines) == {"serve", "create"}, lines
+    serve_args = list(lines["serve"])
+    serve_args[serve_args.index("--port") + 1] = "0"
+    receiver = Process(["serve", *serve_args], env, cwd=tmp_path)
+    try:
+        url = receiver.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        resource = "1200000000000005"
+        create_args = [
+            resource if word == "R" else word.replace("https://YOUR-PUBLIC-HOST", url)
+            for word in lines["create"]
+        ]
+        created = run_process(["create", *create_args], env, cwd=tmp_path)
+
+        assert created.status == 0, created
+        assert receiver.wait_for("handshake accepted") is not None
+        assert len(fake.webhooks) == 1
+    finally:
+        receiver.kill()
 
 
 # --- health --------------------------------------------------------------------------------

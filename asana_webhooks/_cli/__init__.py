@@ -27,6 +27,7 @@ from asana_webhooks._cli._common import (
     PROG,
     TOKEN_VARIABLE,
     VERBOSE_HELP,
+    CommandFailed,
     Parser,
     UsageError,
     api_host,
@@ -83,6 +84,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE
+    except CommandFailed as exc:
+        print_error(err, str(exc))
+        return EXIT_FAILED
     except InvalidRequestError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE

@@ -65,6 +65,10 @@ class UsageError(Exception):
     """The command line cannot be carried out as given (exit status 2)."""
 
 
+class CommandFailed(Exception):
+    """Asana, the network or a server refused, and the command says why (exit status 1)."""
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 

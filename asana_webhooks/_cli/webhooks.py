@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 import attrs
@@ -12,11 +14,13 @@ from asana_webhooks._cli._common import (
     ENVIRONMENT_HELP,
     EXIT_ATTENTION,
     EXIT_OK,
+    CommandFailed,
     UsageError,
     api_options,
     gid,
     make_api,
     open_secret_store,
+    opened_api,
     page_size,
     para,
 )
@@ -36,6 +40,8 @@ from asana_webhooks._cli._output import (
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
     from asana_webhooks._models import WebhookFilter
+    from asana_webhooks._secrets import SecretStore
+    from asana_webhooks._webhooks_api import WebhooksApi
 
 #: Heartbeats come every 8 hours; a webhook silent for longer than this is worth a look.
 STALE_AFTER = datetime.timedelta(hours=9)
@@ -196,37 +202,77 @@ def _show(out: TextIO, webhook: Any, as_json: bool) -> None:
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from asana_webhooks._establish import establish_webhook
-    from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
-
     filters = [parse_filter(text) for text in args.filter] or None
     # Checked before anything is created: a store that fails after the create would leave a
     # webhook whose handshake was refused.
     store = open_secret_store(args.secrets) if args.secrets else None
-    api = make_api(args)
-    webhook: Any
-    try:
-        if store is not None:
-            webhook = establish_webhook(api, store, args.resource, args.target, filters)
-            note = f"secret: checked against the handshake, stored in {args.secrets}"
-        else:
-            created = api.create_webhook(
-                CreateWebhookRequest(
-                    data=WebhookRequest(resource=args.resource, target=args.target, filters=filters)
-                )
-            )
-            webhook = created.data
-            length = len(created.x_hook_secret or "")
-            note = (
-                f"secret: Asana sent one ({length} chars), not shown; your receiver got it in "
-                "the handshake (use --secrets PATH with `serve --secrets PATH` to check it)"
-            )
-    finally:
-        api.api_client.close()
+    with opened_api(args) as api, _explaining_a_refused_handshake(args):
+        webhook, note = _create(api, args, store, filters)
     _show(out, webhook, args.json)
     if not args.json:
         out.write(note + "\n")
     return EXIT_OK
+
+
+def _create(
+    api: WebhooksApi,
+    args: argparse.Namespace,
+    store: Optional[SecretStore],
+    filters: Optional[list[WebhookFilter]],
+) -> tuple[Any, str]:
+    from asana_webhooks._establish import establish_webhook
+    from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
+
+    if store is not None:
+        webhook = establish_webhook(api, store, args.resource, args.target, filters)
+        return webhook, f"secret: checked against the handshake, stored in {args.secrets}"
+    created = api.create_webhook(
+        CreateWebhookRequest(
+            data=WebhookRequest(resource=args.resource, target=args.target, filters=filters)
+        )
+    )
+    length = len(created.x_hook_secret or "")
+    note = (
+        f"secret: Asana sent one ({length} chars), not shown; your receiver got it in "
+        "the handshake (use --secrets PATH with `serve --secrets PATH` to check it)"
+    )
+    return created.data, note
+
+
+@contextlib.contextmanager
+def _explaining_a_refused_handshake(args: argparse.Namespace) -> Iterator[None]:
+    """Turn Asana's "could not complete activation handshake" into the usual reasons.
+
+    Asana answers 400 and does not say what the target answered; the stand-in adds it.
+    """
+    from asana_webhooks._errors import BadRequestError
+
+    try:
+        yield
+    except BadRequestError as exc:
+        said = str(exc)
+        if "handshake" not in said.lower():
+            raise
+        refused = "403" in said
+        how = "the receiver refused it (403)" if refused else "Asana could not complete it"
+        if args.secrets:
+            announce = (
+                f"is the receiver `asana-webhooks serve --secrets {args.secrets}` (the same "
+                "file) or another receiver over that store?"
+            )
+        else:
+            announce = (
+                "the target was not announced: give create the same --secrets file as "
+                "`asana-webhooks serve --secrets`, or start serve with "
+                "--accept-unannounced-handshakes"
+            )
+        reasons = f"{announce}; or the target already has a secret (a webhook delivers to it)"
+        if not refused:
+            reasons += "; or Asana cannot reach the target (it must be public HTTPS)"
+        raise CommandFailed(
+            f"the handshake for {args.target} failed: {how}. Usual reasons: "
+            f"{reasons}. Asana said: {said}"
+        ) from None
 
 
 def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
