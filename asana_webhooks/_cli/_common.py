@@ -152,7 +152,7 @@ def print_error(err: TextIO, text: str) -> None:
     err.flush()
 
 
-VERBOSE_HELP = "say more on stderr (-v: retries and progress; -vv: every request)"
+VERBOSE_HELP = "say more on stderr (-v: retries; -vv: every request)"
 
 
 class OneLineHandler(logging.Handler):
