@@ -31,6 +31,7 @@ from asana_webhooks._cli._common import (
     Parser,
     UsageError,
     api_host,
+    describe_connection_error,
     log_to,
     print_error,
 )
@@ -94,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print_error(err, f"{exc} (is {TOKEN_VARIABLE} a valid token for this host?)")
         return EXIT_FAILED
     except ApiConnectionError as exc:
-        print_error(err, f"{exc} (host {api_host(args)})")
+        print_error(err, describe_connection_error(exc, api_host(args)))
         return EXIT_FAILED
     except AsanaError as exc:
         print_error(err, str(exc))

@@ -316,3 +316,71 @@ def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
         # SQLite reads a read-only file fine and fails at the first handshake: say so now.
         raise UsageError(f"{option} {path}: not writable (the file and its folder must be)")
     return store
+
+
+# --- network errors ----------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason``, nested args."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(getattr(current, "args", ()))
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def connection_problem(exc: BaseException, host: str) -> Optional[str]:
+    """What went wrong under a connection error, in words: refused, unknown host, ..."""
+    import socket
+    import ssl
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(host)
+    name = parts.hostname or host
+    try:
+        address = f"{name}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    except ValueError:
+        address = name
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror) or "NameResolution" in type(cause).__name__:
+            return f"unknown host {name!r}: the name does not resolve"
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {address}: nothing is listening there"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {address}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the TLS certificate of {name} was not accepted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed with {address}"
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return f"no answer from {address} in time"
+        if isinstance(cause, OSError) and cause.strerror and cause is not exc:
+            return f"{cause.strerror.lower()} ({address})"
+    return None
+
+
+def describe_connection_error(exc: BaseException, host: str) -> str:
+    """The library's message, with the request named as Asana's errors name it and the cause.
+
+    The transports describe a request by its whole URL path (``GET /api/1.0/webhooks/1``)
+    where Asana's errors use the path under the host (``GET /webhooks/1``): one form here.
+    """
+    import urllib.parse
+
+    text = str(exc)
+    base = urllib.parse.urlsplit(host).path.rstrip("/")
+    if base:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            text = text.replace(f"{method} {base}/", f"{method} /")
+    problem = connection_problem(exc, host)
+    details = f"{problem}; host {host}" if problem else f"host {host}"
+    return f"{text} ({details})"
