@@ -37,6 +37,8 @@ EXAMPLE_RECEIVER_PORT = 8080
 def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks.testing import FakeAsana
 
+    if args.token is not None and not args.token.strip():
+        raise UsageError("--token is empty: give a token, or leave --token out for a random one")
     fake = FakeAsana(access_token=args.token, port=args.port)
     try:
         fake.start()
@@ -47,7 +49,7 @@ def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with stop_on_signals(flag):
             token_note = (
                 "the one given with --token"
-                if args.token
+                if args.token is not None
                 else f"{fake.access_token}  (random, for this stand-in only)"
             )
             out.write(
@@ -72,7 +74,7 @@ def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         fake.stop()
     err.write(f"{PROG} fake: stopped ({flag.signal_name or 'done'})\n")
-    return EXIT_OK
+    return flag.exit_status
 
 
 def _run_due(fake: FakeAsana, err: TextIO) -> None:
@@ -380,8 +382,9 @@ def register(commands: Commands) -> None:
         "fake",
         help="run the Asana stand-in on its own",
         description=para(
-            "Serve FakeAsana, the Asana webhooks API stand-in, on 127.0.0.1 until interrupted, "
-            "so other tools can be pointed at it. With an ACTION, drive a running one instead: "
+            "Serve FakeAsana, the Asana webhooks API stand-in, on 127.0.0.1 until interrupted "
+            "(Ctrl-C: exit 130; SIGTERM: exit 0), so other tools can be pointed at it. "
+            "With an ACTION, drive a running one instead: "
             f"`{PROG} fake deliver` makes events happen and delivers them."
         ),
     )

@@ -22,8 +22,10 @@ from asana_webhooks._cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     PROG,
+    CommandFailed,
     StopFlag,
     UsageError,
+    describe_error,
     para,
     seconds,
     stop_on_signals,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 _URL_HELP = "sqlite:///ABSOLUTE/PATH.sqlite3, a file path (SQLite), or redis://HOST:PORT/DB"
 
 
-class InboxUnreachable(Exception):
+class InboxUnreachable(CommandFailed):
     """The inbox's server (or file) could not be used: exit status 1."""
 
 
@@ -52,7 +54,7 @@ def open_checked(url: str) -> Inbox:
         inbox.stats()
     except Exception as exc:
         raise InboxUnreachable(
-            f"cannot use the inbox at {redacted(url)}: {_describe(exc)}"
+            f"cannot use the inbox at {redacted(url)}: {describe_error(exc)}"
         ) from None
     return inbox
 
@@ -68,7 +70,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise UsageError(
-            f"cannot import the handler module {module_name!r}: {_describe(exc)}"
+            f"cannot import the handler module {module_name!r}: {describe_error(exc)}"
         ) from None
     handler: Any = module
     for part in function_name.split("."):
@@ -78,22 +80,6 @@ def load_handler(spec: str) -> Callable[..., Any]:
     if not callable(handler):
         raise UsageError(f"--handler {spec!r} is not callable")
     return handler  # type: ignore[no-any-return]
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def run_guarded(run: Callable[[argparse.Namespace, TextIO, TextIO], int]) -> Any:
-    def guarded(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-        try:
-            return run(args, out, err)
-        except InboxUnreachable as exc:
-            err.write(f"{PROG}: error: {exc}\n")
-            return EXIT_FAILED
-
-    return guarded
 
 
 def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -131,7 +117,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 result = worker.run(flag.event)
     except Exception as exc:
         # The inbox failed under a drain: one line, not a traceback.
-        raise InboxUnreachable(f"the inbox failed: {_describe(exc)}") from None
+        raise InboxUnreachable(f"the inbox failed: {describe_error(exc)}") from None
     finally:
         library_logger.removeHandler(log_handler)
         inbox.close()
@@ -261,7 +247,7 @@ def register(commands: Commands) -> None:
         metavar="SECONDS",
         help="first retry delay, doubled per attempt up to 5 minutes, jittered (default 1)",
     )
-    worker.set_defaults(run=run_guarded(cmd_worker))
+    worker.set_defaults(run=cmd_worker)
 
     inbox = commands.add_parser(
         "inbox",
@@ -280,7 +266,7 @@ def register(commands: Commands) -> None:
     )
     inbox.add_argument("action", choices=("stats", "failed", "replay", "purge"))
     inbox.add_argument("ids", nargs="*", metavar="ID", help="replay: ids from `inbox failed`")
-    inbox.set_defaults(run=run_guarded(cmd_inbox))
+    inbox.set_defaults(run=cmd_inbox)
 
 
 def add_inbox_option(serve: argparse.ArgumentParser) -> None:
