@@ -6,6 +6,7 @@ import http
 import json
 import logging
 import threading
+import time
 import urllib.parse
 import warnings
 from collections.abc import Iterable
@@ -191,7 +192,10 @@ class ApiClient:
         if query:
             url = f"{url}?{urllib.parse.urlencode(list(query))}"
         headers = self._headers(body is not None)
-        request = Request(method, url, headers, body, timeout or config.timeout)
+        policy = config.retry
+        # The retry budget bounds the whole call, the last attempt included.
+        deadline = time.monotonic() + policy.max_time
+        request = Request(method, url, headers, body, timeout or config.timeout, deadline)
         transport = self.transport
         reauthorized = False
 
@@ -220,7 +224,7 @@ class ApiClient:
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("asana_webhooks: %s %s", method, path)
-        response = call_with_retries(self._retrying_for(config.retry, method), attempt)
+        response = call_with_retries(self._retrying_for(policy, method), attempt)
         if debug:
             logger.debug("asana_webhooks: %s %s -> %d", method, path, response.status)
         changes = response.headers.get("Asana-Change")
