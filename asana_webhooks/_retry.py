@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 import attrs
 import tenacity
 
-from asana_webhooks._errors import ApiConnectionError, ApiException, RateLimitError
+from asana_webhooks._errors import ApiConnectionError, ApiException, AsanaError, RateLimitError
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -144,6 +144,9 @@ class _Decisions:
 def _short(exc: Optional[BaseException]) -> str:
     if isinstance(exc, ApiException):
         return f"{exc.status} {exc.reason or ''}".strip()
+    if isinstance(exc, ApiConnectionError):
+        sent = "may have been sent" if exc.request_sent else "not sent"
+        return f"{type(exc).__name__} ({sent})"
     return type(exc).__name__ if exc is not None else "?"
 
 
@@ -166,6 +169,10 @@ def call_with_retries(retrying: Optional[tenacity.Retrying], send: Callable[[], 
     The first attempt is made directly: nearly every call succeeds at once, and tenacity's
     bookkeeping costs about 14 us a call (3% of a get_webhook). Only after a failure does
     tenacity take over, judging that first failure as if it had made the attempt itself.
+
+    The final error is raised from here, not from inside tenacity (whose frames and
+    ``concurrent.futures``' would fill the caller's traceback); when more than one attempt
+    was made, its ``retry_history`` says how each ended.
     """
     if retrying is None:
         return send()
@@ -174,13 +181,27 @@ def call_with_retries(retrying: Optional[tenacity.Retrying], send: Callable[[], 
         return send()
     except Exception as exc:
         first: Optional[Exception] = exc
+    history = [_short(first)]
 
     def attempt(_started: float) -> T:
         nonlocal first
         if first is not None:
             failed, first = first, None
             raise failed
-        return send()
+        try:
+            return send()
+        except Exception as exc:
+            history.append(_short(exc))
+            raise
 
-    result: Any = retrying(attempt, started)
-    return result  # type: ignore[no-any-return]
+    try:
+        result: Any = retrying(attempt, started)
+    except AsanaError as error:
+        final = error
+    else:
+        return result  # type: ignore[no-any-return]
+    if len(history) > 1:
+        final.retry_history = (
+            f"{len(history)} attempts in {time.monotonic() - started:.1f}s: {', '.join(history)}"
+        )
+    raise final.with_traceback(None)
