@@ -160,7 +160,10 @@ class ApiClient:
             config = self.configuration
             credential = config.token_provider
             if credential is None:
-                return config.access_token  # the plain-token path: two attribute reads
+                token = config.access_token
+                if token is None or isinstance(token, str):
+                    return token  # the plain-token path: a few attribute reads
+                credential = token  # a token provider given as access_token
         return credential.token(self.transport)
 
     def _reauthorize(self, rejected: str, error: ApiException) -> bool:
@@ -168,6 +171,10 @@ class ApiClient:
         credential = self._credential
         if credential is None:
             credential = self.configuration.token_provider
+        if credential is None and not isinstance(
+            self.configuration.access_token, (str, type(None))
+        ):
+            credential = self.configuration.access_token
         return credential is not None and credential.reauthorize(rejected, error, self.transport)
 
     def _headers(self, has_body: bool) -> dict[str, str]:
