@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import attrs
@@ -38,6 +39,14 @@ def _access_token(value: Any) -> Optional[str | Credential]:
         "access_token must be a token string, or a callable returning one, "
         f"not {type(value).__name__}"
     )
+
+
+def _default_headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError('default_headers must be a dict of strings, like {"Asana-Enable": "x"}')
+    return dict(value)
 
 
 def _bool(name: str) -> Any:
@@ -76,7 +85,7 @@ class Configuration:
     )
     timeout: Timeout = attrs.field(factory=Timeout, converter=to_timeout)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
-    default_headers: dict[str, str] = attrs.field(factory=dict)
+    default_headers: dict[str, str] = attrs.field(factory=dict, converter=_default_headers)
     user_agent: str = DEFAULT_USER_AGENT
     verify_ssl: bool = attrs.field(default=True, validator=_bool("verify_ssl"))
     ssl_ca_cert: Optional[str] = None

@@ -240,7 +240,12 @@ class RequestsTransport:
         return found
 
     def handle_request(self, request: Request) -> Response:
-        adapter, settings = self._for_origin(request.url)
+        try:
+            adapter, settings = self._for_origin(request.url)
+        except requests.exceptions.RequestException as exc:  # InvalidSchema: nothing sent
+            raise InvalidRequestError(
+                f"RequestsTransport cannot send {_describe(request)}: {exc}"
+            ) from None
         # PreparedRequest.prepare() in its order, less the cookie jar it would build and
         # consult on every call (a third of its cost): a transport sends no cookies.
         prepared = requests.PreparedRequest()
@@ -450,6 +455,12 @@ def _mapped_requests_errors(request: Request) -> Iterator[None]:
         yield
     except requests.exceptions.Timeout as exc:  # ConnectTimeout and ReadTimeout
         raise _timeout_error(exc, request, sent=not _never_sent(exc)) from exc
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+        # Refused before anything was sent: a proxy scheme requests cannot speak (socks
+        # without PySocks), a malformed proxy URL.
+        raise InvalidRequestError(
+            f"RequestsTransport cannot send {_describe(request)}: {exc}"
+        ) from None
     except (
         requests.exceptions.ChunkedEncodingError,
         requests.exceptions.ContentDecodingError,
@@ -533,13 +544,22 @@ class Urllib3Transport:
         origin = f"{parts.scheme}://{parts.netloc}"
         route = self._routes.get(origin)
         if route is None:
+            if parts.scheme not in _POOL_CLASSES:
+                raise InvalidRequestError(f"Urllib3Transport sends http and https, not {url!r}")
             proxy = _proxy_for(self._proxies, self._trust_env, parts.scheme, parts.hostname or "")
             if proxy:
                 # urllib3 takes no credentials from the proxy URL: send them as requests and
                 # http.client do.
-                manager = urllib3.ProxyManager(
-                    proxy, proxy_headers=_proxy_authorization(proxy), **self._pool_kwargs
-                )
+                try:
+                    manager = urllib3.ProxyManager(
+                        proxy, proxy_headers=_proxy_authorization(proxy), **self._pool_kwargs
+                    )
+                except ValueError as exc:  # ProxySchemeUnknown, a malformed proxy URL
+                    scheme = urllib.parse.urlsplit(proxy).scheme or "?"
+                    raise InvalidRequestError(  # never the proxy URL: it may hold a password
+                        f"Urllib3Transport cannot use the {scheme} proxy for {origin} "
+                        f"({type(exc).__name__}); it speaks http:// and https:// proxies"
+                    ) from None
                 route = (_use_our_pools(manager), 0)
             else:
                 route = (self._new_pool(origin), len(origin))

@@ -104,3 +104,9 @@ def test_a_switch_given_as_text_is_refused(name: str) -> None:
     """'false' is truthy: a switch that reads it as on would be silently wrong."""
     with pytest.raises(TypeError, match=name):
         Configuration(**{name: "false"})
+
+
+@pytest.mark.parametrize("headers", [{"Asana-Enable": 1}, [("Asana-Enable", "x")], {1: "x"}])
+def test_default_headers_of_another_shape_are_refused(headers: Any) -> None:
+    with pytest.raises(TypeError, match="default_headers"):
+        Configuration(default_headers=headers)

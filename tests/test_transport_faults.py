@@ -31,6 +31,7 @@ from asana_webhooks import (
     Configuration,
     CreateWebhookRequest,
     HTTPClientTransport,
+    InvalidRequestError,
     Request,
     RequestsTransport,
     RetryPolicy,
@@ -416,3 +417,23 @@ def test_proxy_credentials_in_the_url_are_sent_with_the_connect(kind: type[Trans
     assert proxy.heads and proxy.heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
     assert proxy.authorization() == [EXPECTED], f"{kind.__name__}: {proxy.authorization()}"
     assert caught.value.request_sent is False, "a refused CONNECT means nothing was sent"
+
+
+# --- what a transport cannot send is refused, not leaked as a backend exception ---------------
+
+
+@pytest.mark.parametrize("kind", [RequestsTransport, Urllib3Transport])
+def test_an_unusable_proxy_is_an_invalid_request_that_names_no_password(
+    kind: type[Transport],
+) -> None:
+    proxy = "socks5://user:hunter2@127.0.0.1:9"
+    transport = kind(proxies={"http": proxy})  # type: ignore[call-arg]
+    with transport, pytest.raises(InvalidRequestError) as caught:
+        transport.handle_request(Request("GET", "http://127.0.0.1:9/api/1.0/x"))
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_a_scheme_other_than_http_is_an_invalid_request(kind: type[Transport]) -> None:
+    with kind() as transport, pytest.raises(InvalidRequestError):  # type: ignore[call-arg]
+        transport.handle_request(Request("GET", "ftp://127.0.0.1:9/x"))
