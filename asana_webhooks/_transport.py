@@ -354,8 +354,11 @@ def _timeout_error(exc: BaseException, request: Request, sent: bool) -> ApiTimeo
     """The one wording of a timeout, whichever backend raised it."""
     where = _describe(request)
     if _deadline_passed(exc):
-        limit = request.timeout.attempt
-        message = f"gave up on {where}: the attempt's total time ({limit}s) or the call's ran out"
+        if request.deadline is not None and time.monotonic() >= request.deadline - 0.01:
+            message = f"gave up on {where}: the call's time budget (RetryPolicy.max_time) ran out"
+        else:
+            limit = request.timeout.attempt
+            message = f"gave up on {where}: the attempt's total timeout ({limit}s) ran out"
     elif sent:
         message = f"read timeout after {request.timeout.read}s on {where}"
     else:
