@@ -36,7 +36,8 @@ class RetryPolicy:
     - ``retry_statuses`` (500, 502, 503, 504) and connection errors are retried for GET, PUT
       and DELETE. A create (POST) is retried on those only when the request provably never
       reached Asana: a retried create could otherwise make a second webhook.
-    - ``max_attempts`` and ``max_time`` (seconds, waits included) bound the whole call; a
+    - ``max_attempts`` and ``max_time`` (seconds) bound the whole call: waits, every
+      attempt, and the last attempt too, which is cut short when the budget runs out; a
       ``Retry-After`` longer than ``max_retry_after`` or than the time left is not waited for.
     - ``sleep`` is what waits; tests pass a function that records instead of sleeping.
     """
