@@ -6,7 +6,7 @@ the application typed events.
 """
 
 # --- client (issue 2) ---
-from asana_webhooks._client import ApiClient, AsanaChangeWarning
+from asana_webhooks._client import ApiClient, ApiResponse, AsanaChangeWarning
 from asana_webhooks._configuration import Configuration
 from asana_webhooks._converter import make_converter
 from asana_webhooks._errors import (
@@ -138,6 +138,7 @@ __all__ = [
     "__version__",
     # client
     "ApiClient",
+    "ApiResponse",
     "AsanaChangeWarning",
     "InsecureTransportWarning",
     "Configuration",

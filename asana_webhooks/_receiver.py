@@ -38,12 +38,26 @@ _HOOK_SIGNATURE = "x-hook-signature"
 _MAX_SECRET_LENGTH = 1024
 
 
+#: Headers whose values a repr must not show: a handshake's answer echoes the secret.
+_SECRET_HEADERS = frozenset({"x-hook-secret", "x-hook-signature", "authorization"})
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    shown = {
+        name: "***" if name.lower() in _SECRET_HEADERS else value for name, value in headers.items()
+    }
+    return repr(shown)
+
+
 @attrs.frozen
 class ReceiverResponse:
-    """What to answer Asana: an HTTP status, headers and a (short, plain-text) body."""
+    """What to answer Asana: an HTTP status, headers and a (short, plain-text) body.
+
+    The repr shows ``X-Hook-Secret`` (echoed by an accepted handshake) as ``***``.
+    """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=_headers_repr)
     body: bytes = b""
 
 
