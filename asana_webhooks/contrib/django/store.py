@@ -14,6 +14,10 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# The first key of PostgreSQL advisory locks taken by this store ("Asna"), so that they do not
+# collide with other applications' single-key locks on the same database.
+_LOCK_CLASS = 0x41736E61
+
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -37,7 +41,9 @@ class DjangoSecretStore:
     when another connection wrote meanwhile (SQLite cannot wait there, and ignores
     ``select_for_update``), while one that starts with a write waits for the lock like any
     other. On PostgreSQL (and MySQL) the same first write locks the target's announcement
-    rows, so a handshake and a withdrawal of one target never interleave. Call the store
+    rows, so a handshake and a withdrawal of one target never interleave; announcements of
+    one target take a transaction-scoped advisory lock on PostgreSQL so that they queue in
+    the order they commit. Tested on SQLite and PostgreSQL. Call the store
     outside your own ``atomic`` blocks: inside one that has read already, SQLite can still
     refuse the upgrade.
     """
@@ -107,6 +113,21 @@ class DjangoSecretStore:
             expires_at=F("expires_at")
         )
 
+    def _serialise_announcements(self, db: str, key_hash: str) -> None:
+        # Announcements queue in seq order, so a target's seqs must become visible in that
+        # order. PostgreSQL hands out seqs at INSERT and shows rows at COMMIT: two announces
+        # could commit out of order, and each would see itself first. A per-target lock
+        # until commit puts them in line. (SQLite: the DELETE below already holds the
+        # database's write lock.)
+        from django.db import connections
+
+        connection = connections[db]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, int(key_hash[:7], 16)]
+                )
+
     def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
         from django.db import transaction
 
@@ -117,6 +138,7 @@ class DjangoSecretStore:
         announcement = new_announcement_id()
         db = self._db()
         with transaction.atomic(using=db):
+            self._serialise_announcements(db, key_hash)
             now = self._clock()
             # Announcements whose process died before withdrawing them: long expired, gone.
             announcement_model.objects.using(db).filter(
