@@ -84,3 +84,35 @@ def child(
     for resource, target in jobs:
         barrier.wait(timeout=300)
         results.put((index, target, *establish_once(api, store, resource, target, workspace)))
+
+
+def take_turns(
+    index: int, spec: dict[str, Any], target: str, rounds: int, barrier: Any, results: Any
+) -> None:
+    """A child process: ``rounds`` times announce, wait for the turn, handshake, withdraw.
+
+    Puts (index, errors, mismatches) on ``results``: store calls that raised (by type and
+    message), and turns that read back a secret other than their own handshake's.
+    """
+    import time
+
+    store = open_store(spec)
+    errors: list[str] = []
+    mismatches = 0
+    barrier.wait(timeout=300)
+    for round_ in range(rounds):
+        secret = f"{index:032x}{round_:032x}"
+        try:
+            announcement = store.announce(target, 120)
+            deadline = time.monotonic() + 120
+            while store.current_announcement(target) != announcement:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the turn never came")
+                time.sleep(0.005)
+            if not store.accept_handshake(target, secret, require_announcement=True):
+                mismatches += 1
+            if store.withdraw_announcement(target, announcement) != secret:
+                mismatches += 1
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    results.put((index, errors, mismatches))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from _establishers import child, establish_once, make_api, open_store
+from _establishers import child, establish_once, make_api, open_store, take_turns
 
 from asana_webhooks import (
     AmbiguousCreateError,
@@ -267,3 +267,30 @@ def test_a_duplicate_whose_handshake_stored_a_secret_puts_the_old_one_back() -> 
     with pytest.raises(AmbiguousCreateError):
         establish_webhook(api, receiver, "1", existing.target)
     assert store.get("/asana/dup") == "old-secret"
+
+
+def test_store_calls_from_many_processes_take_turns_without_lock_errors(
+    store_spec: dict[str, Any],
+) -> None:
+    """Item 3 from processes: announce / handshake / withdraw in a loop from 4 processes."""
+    context = multiprocessing.get_context("spawn")
+    processes_count, rounds = 4, 15
+    barrier = context.Barrier(processes_count)
+    results = context.Queue()
+    spec = {key: value for key, value in store_spec.items() if key != "alias"}
+    processes = [
+        context.Process(target=take_turns, args=(n, spec, "/asana/turns", rounds, barrier, results))
+        for n in range(processes_count)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reports = [results.get(timeout=300) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    errors = [error for _, errs, _ in reports for error in errs]
+    assert not errors, f"{len(errors)} store calls failed, first: {errors[:3]}"
+    assert sum(mismatches for _, _, mismatches in reports) == 0, "a turn saw another's secret"
