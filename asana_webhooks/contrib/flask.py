@@ -11,6 +11,7 @@ from typing import IO
 import flask
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
+from asana_webhooks._wsgi import request_target
 
 __all__ = ["webhook_blueprint"]
 
@@ -39,10 +40,8 @@ def webhook_blueprint(
             body = _read_capped(request.stream, receiver.max_body_bytes + 1)
         else:
             body = request.get_data(cache=True)
-        target = request.script_root + request.path
-        if request.query_string:
-            target = f"{target}?{request.query_string.decode('latin-1')}"
-        return _to_flask(receiver.handle(target, headers, body))
+        # The target as sent (still escaped), never werkzeug's decoded path: see request_target.
+        return _to_flask(receiver.handle(request_target(request.environ), headers, body))
 
     # "" is the prefix itself: Asana does not follow a redirect to "prefix/".
     for rule in ("", "/", "/<path:rest>"):
