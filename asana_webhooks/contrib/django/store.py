@@ -97,11 +97,16 @@ class DjangoSecretStore:
 
     def delete(self, target: str) -> None:
         from django.db import transaction
+        from django.db.models import F
 
         secret_model, _ = _models()
         db = self._db()
+        rows = secret_model.objects.using(db).filter(target_hash=_hash(target_key(target)))
         with transaction.atomic(using=db):
-            secret_model.objects.using(db).filter(target_hash=_hash(target_key(target))).delete()
+            # Write first: with delete signals connected, Django reads the rows before
+            # deleting them, and on SQLite a read-then-write can fail at once.
+            rows.update(secret=F("secret"))
+            rows.delete()
 
     def _lock_target(self, db: str, key_hash: str) -> None:
         # A write that changes nothing: it takes SQLite's write lock (even when it matches no
@@ -117,8 +122,8 @@ class DjangoSecretStore:
         # Announcements queue in seq order, so a target's seqs must become visible in that
         # order. PostgreSQL hands out seqs at INSERT and shows rows at COMMIT: two announces
         # could commit out of order, and each would see itself first. A per-target lock
-        # until commit puts them in line. (SQLite: the DELETE below already holds the
-        # database's write lock.)
+        # until commit puts them in line. (SQLite has one writer at a time: seqs are drawn
+        # in commit order already.)
         from django.db import connections
 
         connection = connections[db]
@@ -140,16 +145,17 @@ class DjangoSecretStore:
         with transaction.atomic(using=db):
             self._serialise_announcements(db, key_hash)
             now = self._clock()
-            # Announcements whose process died before withdrawing them: long expired, gone.
-            announcement_model.objects.using(db).filter(
-                target_hash=key_hash, expires_at__lte=now - ANNOUNCEMENT_GRACE
-            ).delete()
             announcement_model.objects.using(db).create(
                 announcement_id=announcement,
                 target_hash=key_hash,
                 target=key,
                 expires_at=now + ttl,
             )
+            # Announcements whose process died before withdrawing them: long expired, gone.
+            # (After the INSERT: a delete may read first, if delete signals are connected.)
+            announcement_model.objects.using(db).filter(
+                target_hash=key_hash, expires_at__lte=now - ANNOUNCEMENT_GRACE
+            ).delete()
         return announcement
 
     def current_announcement(self, target: str) -> Optional[str]:
