@@ -24,7 +24,8 @@ class InvalidURLError(AsanaError, ValueError):
     """An inbox or secret-store URL this library cannot open; the message names it and why."""
 
 
-def _sqlite_path(url: str) -> str:
+def sqlite_path(url: str) -> str:
+    """The file a SQLite URL or plain path names; ``InvalidURLError`` if it cannot be one."""
     if url.startswith("sqlite:"):
         parts = urlsplit(url)
         if parts.netloc or not parts.path.startswith("/") or parts.query:
@@ -54,6 +55,11 @@ def _kind(url: str) -> str:
     raise InvalidURLError(
         f"{url!r}: unknown scheme {scheme!r}; give sqlite:///PATH, a file path or redis://HOST:PORT/DB"
     )
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` names SQLite (a ``sqlite:`` URL or a plain path); raises for nonsense."""
+    return _kind(url) == "sqlite"
 
 
 def _redis_module() -> Any:
@@ -95,7 +101,7 @@ def open_inbox(url: str) -> Inbox:
     if _kind(url) == "sqlite":
         from asana_webhooks._sqlite_inbox import SQLiteInbox
 
-        return SQLiteInbox(_sqlite_path(url))
+        return SQLiteInbox(sqlite_path(url))
     _check_redis(url)
     inbox: Inbox = _redis_module().RedisInbox(url)
     return inbox
@@ -106,7 +112,7 @@ def open_secret_store(url: str) -> SecretStore:
     if _kind(url) == "sqlite":
         from asana_webhooks._secrets import SQLiteSecretStore
 
-        return SQLiteSecretStore(_sqlite_path(url))
+        return SQLiteSecretStore(sqlite_path(url))
     _check_redis(url)
     store: SecretStore = _redis_module().RedisSecretStore(url)
     return store
