@@ -60,7 +60,12 @@ from asana_webhooks._webhooks_api import WebhooksApi
 
 # --- receiving (issue 3) ---
 # isort: split
-from asana_webhooks._establish import AmbiguousCreateError, HandshakeError, establish_webhook
+from asana_webhooks._establish import (
+    AmbiguousCreateError,
+    HandshakeError,
+    SecretStoreError,
+    establish_webhook,
+)
 from asana_webhooks._events import (
     Change,
     Event,
@@ -88,6 +93,7 @@ from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
     Claim,
     Inbox,
+    InboxError,
     InboxStats,
     StoredEvent,
     StoreResult,
@@ -180,6 +186,7 @@ __all__ = [
     "ReceiverResponse",
     "SQLiteSecretStore",
     "SecretStore",
+    "SecretStoreError",
     "WebhookReceiver",
     "establish_webhook",
     "parse_events",
@@ -189,6 +196,7 @@ __all__ = [
     "Claim",
     "DrainResult",
     "Inbox",
+    "InboxError",
     "InboxStats",
     "InvalidURLError",
     "ReceiverMetrics",

@@ -19,6 +19,8 @@ from typing import Any, Mapping, Optional, Protocol, Sequence, Union, runtime_ch
 
 import attrs
 
+from asana_webhooks._errors import AsanaError
+
 #: How long the keys of handled events are kept to drop redeliveries, in seconds. Asana retries
 #: a failing delivery for 24 hours; 48 covers that with a margin.
 DEFAULT_DEDUPE_WINDOW = 48 * 3600.0
@@ -83,6 +85,14 @@ def event_key(event: Union[Mapping[str, Any], Any]) -> str:
         event = attrs.asdict(event, recurse=True)
     text = json.dumps(_canonical(event), separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class InboxError(AsanaError):
+    """The inbox's database or server failed, or could not be reached in time.
+
+    Nothing is half-done: a ``store`` that raises it stored none of the delivery's events, so
+    a receiver answers 5xx and Asana delivers again.
+    """
 
 
 @attrs.frozen

@@ -26,9 +26,30 @@ def sqlite_inbox(tmp_path: Path) -> Iterator[Inbox]:
     inbox.close()
 
 
+def redis_inbox(tmp_path: Path) -> Iterator[Inbox]:
+    from inbox_servers import redis_inbox
+
+    yield from redis_inbox()
+
+
+def django_sqlite_inbox(tmp_path: Path) -> Iterator[Inbox]:
+    from inbox_servers import django_sqlite_inbox
+
+    yield from django_sqlite_inbox()
+
+
+def django_postgres_inbox(tmp_path: Path) -> Iterator[Inbox]:
+    from inbox_servers import django_postgres_inbox
+
+    yield from django_postgres_inbox()
+
+
 #: One line per backend: pytest.param(factory, id=name).
 BACKENDS: list[Any] = [
     pytest.param(sqlite_inbox, id="sqlite"),
+    pytest.param(redis_inbox, id="redis"),
+    pytest.param(django_sqlite_inbox, id="django-sqlite"),
+    pytest.param(django_postgres_inbox, id="django-postgres"),
 ]
 
 LEASE = 0.4  # short, so that expiry can be waited for; long enough for a slow machine's call

@@ -36,7 +36,17 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 #: One line per backend: pytest.param(factory yielding an empty inbox's URL, id=name).
-INBOX_URLS = [pytest.param(sqlite_url, id="sqlite")]
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    from _services import require_redis, unique_name
+    from inbox_servers import drop_redis_keys
+
+    url = require_redis()
+    prefix = unique_name("aw_test")
+    yield f"{url}?prefix={prefix}"
+    drop_redis_keys(url, prefix)
+
+
+INBOX_URLS = [pytest.param(sqlite_url, id="sqlite"), pytest.param(redis_url, id="redis")]
 
 
 @pytest.fixture(params=INBOX_URLS)
