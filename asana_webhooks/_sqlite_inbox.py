@@ -116,6 +116,8 @@ class SQLiteInbox:
         self._clock = clock
         self._ready = False
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._queue: list[_PendingStore] = []
         self._pid = os.getpid()
         self._pool: list[sqlite3.Connection] = []
 
@@ -170,6 +172,25 @@ class SQLiteInbox:
 
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        if not write:
+            with self._open(write) as db:
+                yield db
+            return
+        # Writers of this process queue on a lock rather than in SQLite's busy handler,
+        # which sleeps in growing steps (up to 100 ms) and so gives a burst of concurrent
+        # deliveries a long tail. Other processes still meet the busy timeout.
+        if not self._write_lock.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError(
+                f"database is locked: no write turn within {self.timeout:g} s"
+            )
+        try:
+            with self._open(write) as db:
+                yield db
+        finally:
+            self._write_lock.release()
+
+    @contextlib.contextmanager
+    def _open(self, write: bool) -> Iterator[sqlite3.Connection]:
         db = self._take()
         try:
             # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave.
@@ -198,8 +219,52 @@ class SQLiteInbox:
     # --- storing ------------------------------------------------------------------------
 
     def store(self, target: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
-        with self._transaction() as db:
-            return self._store(db, target, events)
+        # Group commit: concurrent deliveries of this process share one transaction (and one
+        # fsync, which costs far more than the writes), each under its own savepoint, so each
+        # is still all or nothing. Whoever gets the write lock writes everything queued.
+        pending = _PendingStore(target, events)
+        with self._lock:
+            self._queue.append(pending)
+        if not self._write_lock.acquire(timeout=self.timeout):
+            with self._lock:
+                if pending in self._queue:
+                    self._queue.remove(pending)
+                    raise sqlite3.OperationalError(
+                        f"database is locked: no write turn within {self.timeout:g} s"
+                    )
+            self._write_lock.acquire()  # a leader took ours: it will finish it soon
+        try:
+            if not pending.done:
+                with self._lock:
+                    group, self._queue = self._queue, []
+                self._store_group(group)
+        finally:
+            self._write_lock.release()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _store_group(self, group: list[_PendingStore]) -> None:
+        try:
+            with self._open(write=True) as db:
+                for pending in group:
+                    db.execute("SAVEPOINT delivery")
+                    try:
+                        pending.result = self._store(db, pending.target, pending.events)
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO delivery")
+                        pending.error = exc
+                    db.execute("RELEASE delivery")
+        except Exception as exc:
+            # The commit failed: nothing of the group was stored.
+            for pending in group:
+                pending.result, pending.error = None, exc
+        finally:
+            for pending in group:
+                if pending.result is None and pending.error is None:  # interrupted
+                    pending.error = sqlite3.OperationalError("the store was interrupted")
+                pending.done = True
 
     def _store(
         self, db: sqlite3.Connection, target: str, events: Sequence[Mapping[str, Any]]
@@ -467,6 +532,19 @@ class SQLiteInbox:
                 (resource, sync, now, now, restart),
             )
         return result
+
+
+class _PendingStore:
+    """One ``store`` call waiting for a group commit."""
+
+    __slots__ = ("done", "error", "events", "result", "target")
+
+    def __init__(self, target: str, events: Sequence[Mapping[str, Any]]) -> None:
+        self.target = target
+        self.events = events
+        self.done = False
+        self.result: Optional[StoreResult] = None
+        self.error: Optional[BaseException] = None
 
 
 def _dumps(event: Mapping[str, Any]) -> str:

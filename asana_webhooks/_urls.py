@@ -25,7 +25,7 @@ class InvalidURLError(AsanaError, ValueError):
 
 
 def sqlite_path(url: str) -> str:
-    """The file path of a SQLite URL or plain path; ``InvalidURLError`` if it cannot be one."""
+    """The file a SQLite URL or plain path names; ``InvalidURLError`` if it cannot be one."""
     if url.startswith("sqlite:"):
         parts = urlsplit(url)
         if parts.netloc or not parts.path.startswith("/") or parts.query:
@@ -57,9 +57,9 @@ def _kind(url: str) -> str:
     )
 
 
-def is_redis_url(url: str) -> bool:
-    """True for ``redis://``, ``rediss://`` and ``unix://`` URLs; raises for unknown schemes."""
-    return _kind(url) == "redis"
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` names SQLite (a ``sqlite:`` URL or a plain path); raises for nonsense."""
+    return _kind(url) == "sqlite"
 
 
 def _redis_module() -> Any:

@@ -157,6 +157,9 @@ _PHRASES = {
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 makes a burst of new connections wait a second
+    # (a SYN retransmit) or be reset; Asana and load balancers open many at once.
+    request_queue_size = 128
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the host's full name, which can hang; skip it.

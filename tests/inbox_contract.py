@@ -388,3 +388,27 @@ def test_close_then_use_again(inbox: Inbox) -> None:
     inbox.store("/h", [make_event(1)])
     inbox.close()
     assert inbox.stats().pending == 1
+
+
+def test_concurrent_stores_are_each_all_or_nothing(inbox: Inbox) -> None:
+    results: dict[int, object] = {}
+    barrier = threading.Barrier(12)
+
+    def deliver(n: int) -> None:
+        events: list[Any] = [make_event(10 * n + i) for i in range(3)]
+        if n == 5:
+            events.insert(1, "not an event")
+        barrier.wait(10)
+        try:
+            results[n] = inbox.store(f"/t{n % 3}", events)
+        except Exception as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert isinstance(results[5], Exception), "the bad delivery was accepted"
+    assert all(getattr(results[n], "stored", None) == 3 for n in range(12) if n != 5), results
+    assert inbox.stats().pending == 33, "a bad delivery took others down, or left a part behind"

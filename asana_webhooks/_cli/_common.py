@@ -293,45 +293,34 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
 # --- stores ------------------------------------------------------------------------------------
 
 
-def open_secret_store(url: str, option: str = "--secrets") -> SecretStore:
-    """Open the secret store at ``url`` and prove it usable now.
+def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
+    """Open the secret store at ``path`` and prove it usable now, or raise ``UsageError``.
 
-    ``url`` is a SQLite file path, ``sqlite:///PATH`` or ``redis://HOST:PORT/DB``. A store
-    that cannot be used must stop the command before it starts: ``serve`` would otherwise
-    listen and answer every handshake with a 500, ``create`` would create a webhook whose
-    handshake fails. A bad path or URL raises ``UsageError``; a Redis server that does not
-    answer, ``CommandFailed``.
+    A store that cannot be used must stop the command before it starts: ``serve`` would
+    otherwise listen and answer every handshake with a 500, ``create`` would create a webhook
+    whose handshake fails.
     """
     import sqlite3
 
     from asana_webhooks._secrets import SQLiteSecretStore
-    from asana_webhooks._urls import (
-        InvalidURLError,
-        is_redis_url,
-        redacted,
-        sqlite_path,
-    )
-    from asana_webhooks._urls import open_secret_store as open_url
+    from asana_webhooks._urls import InvalidURLError, is_sqlite, sqlite_path
 
-    if not url.strip():
-        raise UsageError(f"{option}: give the path of a SQLite file, or a redis:// URL")
     try:
-        if is_redis_url(url):
-            store = open_url(url)
-            try:
-                store.get("/")
-            except Exception as exc:
-                raise CommandFailed(
-                    f"{option} {redacted(url)}: the store does not answer ({describe_error(exc)})"
-                ) from None
-            return store
-        path = sqlite_path(url)
+        if not is_sqlite(path):
+            return _open_server_store(path, option)
+        path = sqlite_path(path) if path.startswith("sqlite:") else path
     except InvalidURLError as exc:
         raise UsageError(f"{option}: {exc}") from None
+    if not path.strip():
+        raise UsageError(f"{option}: give the path of a SQLite file")
     folder = os.path.dirname(os.path.abspath(path))
-    sqlite_store = SQLiteSecretStore(path)
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; give the path of a SQLite file")
+    store = SQLiteSecretStore(path)
     try:
-        sqlite_store.get("/")  # creates the file and its tables, or fails saying why
+        store.get("/")  # creates the file and its tables, or fails saying why
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"{option} {path}: not usable as a SQLite secret store ({exc})") from None
     except OSError as exc:
@@ -339,7 +328,22 @@ def open_secret_store(url: str, option: str = "--secrets") -> SecretStore:
     if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
         # SQLite reads a read-only file fine and fails at the first handshake: say so now.
         raise UsageError(f"{option} {path}: not writable (the file and its folder must be)")
-    return sqlite_store
+    return store
+
+
+def _open_server_store(url: str, option: str) -> SecretStore:
+    # A secret store on a server (redis://): one call proves it answers (exit 1 if not).
+    from asana_webhooks._urls import open_secret_store as open_url
+    from asana_webhooks._urls import redacted
+
+    store = open_url(url)
+    try:
+        store.get("/")
+    except Exception as exc:
+        raise CommandFailed(
+            f"{option}: cannot use the secret store at {redacted(url)}: {describe_error(exc)}"
+        ) from None
+    return store
 
 
 # --- network errors ----------------------------------------------------------------------------

@@ -130,7 +130,9 @@ def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.flush()
     else:
         err.write(f"{PROG} worker: stopped ({flag.signal_name or 'done'}): {summary}\n")
-    return EXIT_FAILED if args.drain and result.parked else EXIT_OK
+    if args.drain:
+        return EXIT_FAILED if result.parked else EXIT_OK
+    return flag.exit_status
 
 
 def cmd_inbox(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -41,7 +41,6 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._cli.inbox import open_checked
     from asana_webhooks._metrics import metrics_app
     from asana_webhooks._receiver import WebhookReceiver
-    from asana_webhooks._urls import redacted
     from asana_webhooks._wsgi import ReceiverServer, wsgi_app
 
     bind = _bind_address(args, err)
@@ -78,19 +77,17 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         server = ReceiverServer(app, host=bind, port=args.port).start()
     except OSError as exc:
-        if inbox is not None:
-            inbox.close()
         raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
         with stop_on_signals(flag):
             where = (
-                f"verified events are stored in the inbox {redacted(args.inbox)} for `worker`"
+                f"verified events are stored in the inbox {args.inbox} for `worker`"
                 if inbox is not None
                 else "verified events go to stdout as JSON lines"
             )
             note(
                 f"listening on {server.url} (every path is a webhook target, GET /metrics "
-                f"gives Prometheus metrics); secrets in {redacted(args.secrets)}; {where}"
+                f"gives Prometheus metrics); secrets in {args.secrets}; {where}"
             )
             if args.accept_unannounced_handshakes:
                 note("accepting the first handshake of any target that has no secret yet")
@@ -119,11 +116,9 @@ def register(commands: Commands) -> None:
         help="a standalone receiver printing verified events as JSON lines",
         description=para(
             "Receive webhooks without a web framework: every path is a target, handshakes "
-            "store their secret in the secret store, deliveries are verified and each event is "
-            'printed to stdout as one JSON line {"target": ..., "event": ...}, or, with --inbox, '
-            "stored in the inbox for `worker` (answered before any handler runs). GET /metrics "
-            "gives Prometheus metrics. Status goes to stderr. Stops cleanly on SIGTERM (exit 0) "
-            "or Ctrl-C (exit 130)."
+            "store their secret in the SQLite file, deliveries are verified and each event is "
+            'printed to stdout as one JSON line {"target": ..., "event": ...}. Status goes to '
+            "stderr. Stops cleanly on SIGTERM (exit 0) or Ctrl-C (exit 130)."
         ),
     )
     serve.add_argument("--port", required=True, type=port, help="0 picks a free port")
