@@ -7,25 +7,25 @@ long-running servers) run as subprocesses.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from asana_webhooks import WebhookFilter, WebhookResponse
 from asana_webhooks._cli import UsageError, health_problems, main, parse_filter
 from asana_webhooks.testing import FakeAsana, make_event
+from tests._cli_helpers import COMMAND, Process, Result, assert_one_clean_line, run_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,14 +41,6 @@ def fake() -> Iterator[FakeAsana]:
 @pytest.fixture
 def env(fake: FakeAsana) -> dict[str, str]:
     return {**os.environ, "ASANA_HOST": fake.url, "ASANA_ACCESS_TOKEN": fake.access_token}
-
-
-class Result:
-    def __init__(self, status: int, out: str, err: str) -> None:
-        self.status, self.out, self.err = status, out, err
-
-    def __repr__(self) -> str:
-        return f"<exit {self.status}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
 
 
 @pytest.fixture
@@ -69,23 +61,6 @@ def cli(
         return Result(status, captured.out, captured.err)
 
     return run
-
-
-def run_process(args: Sequence[str], env: dict[str, str], timeout: float = 60) -> Result:
-    done = subprocess.run(
-        [sys.executable, "-m", "asana_webhooks", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
-def assert_one_clean_line(result: Result) -> None:
-    assert "Traceback" not in result.err, f"a traceback leaked: {result!r}"
-    assert result.err.count("\n") == 1, f"expected exactly one line on stderr: {result!r}"
-    assert result.err.startswith("asana-webhooks: error: "), result
 
 
 def seed(fake: FakeAsana, count: int) -> list[str]:
@@ -221,60 +196,6 @@ def test_usage_errors_exit_2_with_one_line(cli: Any, args: list[str], complaint:
 # --- create, update, delete with a real receiver -------------------------------------------
 
 
-class Process:
-    """A long-running ``asana-webhooks`` subprocess whose output lines are read in threads."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "asana_webhooks", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out: queue.Queue[str] = queue.Queue()
-        self.err: queue.Queue[str] = queue.Queue()
-        self.err_seen: list[str] = []
-        assert self.popen.stdout is not None and self.popen.stderr is not None
-        for stream, lines in ((self.popen.stdout, self.out), (self.popen.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
-
-    @staticmethod
-    def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
-
-    def line(self, which: str = "out", timeout: float = 15.0) -> str:
-        lines = self.out if which == "out" else self.err
-        try:
-            line = lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(
-                f"no {which} line within {timeout}s; stderr so far: {self.err_seen}"
-            ) from None
-        if which == "err":
-            self.err_seen.append(line)
-        return line
-
-    def wait_for(self, pattern: str, which: str = "err", timeout: float = 15.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.line(which, max(0.1, deadline - time.monotonic()))
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signum)
-        return self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(10)
-
-
 @pytest.fixture
 def serve(env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     """Start ``asana-webhooks serve`` on a free port; yields a function returning (process, url)."""
@@ -375,7 +296,7 @@ def test_create_without_a_shared_store_needs_an_open_receiver(
     assert fake.secret_for(gid) not in created.out
     assert fake.deliver(gid, [make_event("added", "1200000000000003")]) == 200
     assert json.loads(receiver.line("out"))["event"]["action"] == "added"
-    assert receiver.stop(signal.SIGINT) == 0, "Ctrl-C stops serve cleanly"
+    assert receiver.stop(signal.SIGINT) == 130, "Ctrl-C stops serve, as interrupted"
 
 
 def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, serve: Any) -> None:
@@ -385,7 +306,43 @@ def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, ser
 
     assert result.status == 1, result
     assert result.err.count("\n") == 1 and "handshake" in result.err.lower(), result
+    assert "refused it (403)" in result.err, result
+    assert "same --secrets file" in result.err, "the usual reason: the target was not announced"
+    assert "--accept-unannounced-handshakes" in result.err
+    assert "already has a secret" in result.err
     assert fake.webhooks == []
+
+
+def test_the_readme_command_line_block_works_as_a_pair(
+    fake: FakeAsana, env: dict[str, str], tmp_path: Path
+) -> None:
+    """README's serve and create lines, run as written (ports and public URL substituted)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### The command line\n\n```sh\n(.*?)```", readme, re.S)
+    assert block, "README has a command-line block"
+    lines = {}
+    for line in block.group(1).splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["asana-webhooks"] and words[1] in ("serve", "create"):
+            lines[words[1]] = [w for w in words[2:] if w != "&"]
+    assert set(lines) == {"serve", "create"}, lines
+    serve_args = list(lines["serve"])
+    serve_args[serve_args.index("--port") + 1] = "0"
+    receiver = Process(["serve", *serve_args], env, cwd=tmp_path)
+    try:
+        url = receiver.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        resource = "1200000000000005"
+        create_args = [
+            resource if word == "R" else word.replace("https://YOUR-PUBLIC-HOST", url)
+            for word in lines["create"]
+        ]
+        created = run_process(["create", *create_args], env, cwd=tmp_path)
+
+        assert created.status == 0, created
+        assert receiver.wait_for("handshake accepted") is not None
+        assert len(fake.webhooks) == 1
+    finally:
+        receiver.kill()
 
 
 # --- health --------------------------------------------------------------------------------
@@ -403,13 +360,14 @@ def test_health_reports_a_failing_webhook_and_when_it_will_be_deleted(
     as_json = cli("health", "--workspace", fake.workspace_gid, "--json")
     everything = cli("health", "--workspace", fake.workspace_gid, "--all", "--json")
 
-    assert table.status == 0, table
+    assert table.status == 3, f"needs attention is exit 3: {table!r}"
     assert failing in table.out and healthy not in table.out, table
     assert "failing, deletion due" in table.out
     assert "2 retries so far" in table.out
     assert re.search(r"Asana deletes it in 23h 5\dm", table.out), table
     assert table.out.splitlines()[-1] == "1 of 2 webhooks need attention"
-    assert as_json.status == 0, as_json
+    assert as_json.status == 3, as_json
+    assert everything.status == 3, everything
     [report] = json.loads(as_json.out)
     assert report["gid"] == failing and report["healthy"] is False
     assert report["states"] == ["failing", "deletion due"]
@@ -515,7 +473,8 @@ def test_fake_serves_until_interrupted_and_the_cli_can_use_it(tmp_path: Path) ->
 
         assert listed.status == 0, listed
         assert json.loads(listed.out) == []
-        assert process.stop(signal.SIGINT) == 0, "Ctrl-C stops the stand-in cleanly"
+        assert process.stop(signal.SIGINT) == 130, "Ctrl-C stops the stand-in, as interrupted"
+        assert "Traceback" not in "".join(process.err_seen)
     finally:
         process.kill()
 
@@ -594,3 +553,91 @@ def test_the_wsgi_receiver_keys_secrets_by_utf8_path_and_query() -> None:
 
     assert status == 200
     assert calls == ["/hooks/caf%C3%A9?team=a"]
+
+
+# --- long listings: rows as pages arrive, progress on a terminal ----------------------------
+
+
+def test_list_shows_the_first_page_while_the_next_is_still_coming(
+    fake: FakeAsana, env: dict[str, str]
+) -> None:
+    seed(fake, 150)
+    fake.delay_next(0.0, method="GET", path="/webhooks")  # the first page at once
+    fake.delay_next(8.0, method="GET", path="/webhooks")  # the second one late
+    process = Process(["list", "--workspace", fake.workspace_gid, "--page-size", "100"], env)
+    try:
+        first_page = [process.line("out", timeout=6.0) for _ in range(101)]
+        still_running = process.popen.poll() is None
+        assert first_page[0].split() == ["GID", "ACTIVE", "RESOURCE", "TARGET"]
+        assert still_running, "the first page was printed before the last page arrived"
+        assert process.popen.wait(30) == 0
+        rest = [process.line("out") for _ in range(51)]
+        assert rest[-1] == "150 webhooks"
+    finally:
+        process.kill()
+
+
+def test_list_json_lines_streams_one_object_per_line(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 12)
+
+    result = cli("list", "--workspace", fake.workspace_gid, "--page-size", "5", "--json-lines")
+
+    assert result.status == 0, result
+    lines = result.out.splitlines()
+    assert [json.loads(line)["gid"] for line in lines] == gids, "one webhook per line"
+
+
+def test_list_json_is_still_one_document_written_as_it_comes(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 7)
+
+    result = cli("list", "--workspace", fake.workspace_gid, "--page-size", "3", "--json")
+    empty = cli("list", "--workspace", fake.add_workspace(), "--json")
+
+    assert result.status == 0, result
+    records = json.loads(result.out)
+    assert [record["gid"] for record in records] == gids
+    assert result.out == json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    assert empty.out == "[]\n"
+
+
+def test_health_json_lines_and_exit_3(fake: FakeAsana, cli: Any) -> None:
+    failing = fake.add_webhook("1000101", CLOSED_PORT_TARGET.format("failing"))["gid"]
+    seed(fake, 3)
+    assert fake.deliver(failing, [make_event()]) == 0
+
+    result = cli("health", "--workspace", fake.workspace_gid, "--all", "--json-lines")
+
+    assert result.status == 3, result
+    reports = [json.loads(line) for line in result.out.splitlines()]
+    assert len(reports) == 4
+    assert [r["gid"] for r in reports if not r["healthy"]] == [failing]
+
+
+def test_progress_goes_to_stderr_only_when_it_is_a_terminal(
+    fake: FakeAsana, env: dict[str, str]
+) -> None:
+    import pty
+
+    seed(fake, 120)
+    args = [*COMMAND, "list", "--workspace", fake.workspace_gid, "--page-size", "50"]
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            args, env=env, stdout=subprocess.PIPE, stderr=follower, timeout=60, check=False
+        )
+        os.close(follower)
+        follower = -1
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := os.read(leader, 65536):
+                seen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    piped = run_process(["list", "--workspace", fake.workspace_gid, "--page-size", "50"], env)
+
+    assert done.returncode == 0
+    assert b"listing webhooks: 100 so far" in seen, seen
+    assert done.stdout.decode().splitlines()[-1] == "120 webhooks", "rows still on stdout"
+    assert piped.err == "", "no progress when stderr is not a terminal"

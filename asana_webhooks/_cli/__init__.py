@@ -11,6 +11,7 @@ traceback. Tokens and webhook secrets are never printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -25,9 +26,12 @@ from asana_webhooks._cli._common import (
     EXIT_USAGE,
     PROG,
     TOKEN_VARIABLE,
+    VERBOSE_HELP,
+    CommandFailed,
     Parser,
     UsageError,
     api_host,
+    describe_connection_error,
     log_to,
     print_error,
 )
@@ -38,9 +42,6 @@ __all__ = ["UsageError", "build_parser", "health_problems", "main", "parse_filte
 
 #: The command modules, in the order their commands appear in ``--help``.
 COMMAND_MODULES = ("demo", "webhooks", "serve", "fake")
-
-#: Commands that talk to Asana and so log the library's retries with -v.
-_API_COMMANDS = ("list", "get", "create", "update", "delete", "health")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, dest="verbose_before", help=VERBOSE_HELP
+    )
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(commands)
+    # -v works after the command too, for every command (a module may have added its own).
+    for command in commands.choices.values():
+        with contextlib.suppress(argparse.ArgumentError):
+            command.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     return parser
 
 
@@ -62,6 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; return the exit status."""
     out, err = sys.stdout, sys.stderr
     args = build_parser().parse_args(argv)
+    args.verbose = getattr(args, "verbose", 0) + args.verbose_before
     from asana_webhooks._errors import (
         ApiConnectionError,
         AsanaError,
@@ -69,14 +78,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         UnauthorizedError,
     )
 
-    if args.command in _API_COMMANDS:
-        log_to(err, args.verbose)
+    log_to(err, args.verbose)
     try:
         status: int = args.run(args, out, err)
         return status
     except UsageError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE
+    except CommandFailed as exc:
+        print_error(err, str(exc))
+        return EXIT_FAILED
     except InvalidRequestError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE
@@ -84,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print_error(err, f"{exc} (is {TOKEN_VARIABLE} a valid token for this host?)")
         return EXIT_FAILED
     except ApiConnectionError as exc:
-        print_error(err, f"{exc} (host {api_host(args)})")
+        print_error(err, describe_connection_error(exc, api_host(args)))
         return EXIT_FAILED
     except AsanaError as exc:
         print_error(err, str(exc))

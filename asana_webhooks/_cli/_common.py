@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
 import attrs
 
 if TYPE_CHECKING:
+    from asana_webhooks._secrets import SecretStore
     from asana_webhooks._webhooks_api import WebhooksApi
 
     #: What a command module's ``register`` receives: ``commands.add_parser(...)`` adds one.
@@ -64,6 +65,10 @@ class UsageError(Exception):
     """The command line cannot be carried out as given (exit status 2)."""
 
 
+class CommandFailed(Exception):
+    """Asana, the network or a server refused, and the command says why (exit status 1)."""
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 
@@ -73,8 +78,9 @@ def para(text: str) -> str:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, then where to look: argparse's usage block is long for subcommands.
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # One line with the one prefix every error has, then where to look: argparse's usage
+        # block is long for subcommands.
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- argument types ----------------------------------------------------------------------------
@@ -103,7 +109,9 @@ def seconds(text: str) -> float:
     except ValueError:
         value = 0.0
     if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be seconds between 0 and 3600, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most 3600 seconds, not {text!r}"
+        )
     return value
 
 
@@ -127,13 +135,6 @@ def api_options() -> argparse.ArgumentParser:
     )
     options.add_argument("--json", action="store_true", help="print JSON instead of a table")
     options.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="say what is happening on stderr (retries; -vv: every request)",
-    )
-    options.add_argument(
         "--timeout",
         type=seconds,
         default=60.0,
@@ -151,22 +152,56 @@ def print_error(err: TextIO, text: str) -> None:
     err.flush()
 
 
+VERBOSE_HELP = "say more on stderr (-v: retries; -vv: every request)"
+
+
+class OneLineHandler(logging.Handler):
+    """Log records as single lines on a stream: ``PREFIX: message: ExcType: reason``.
+
+    A command line shows no tracebacks, not even in its log: an exception adds its type and
+    message (which the library keeps free of secrets) to the same line.
+    """
+
+    def __init__(self, stream: TextIO, prefix: str, level: int) -> None:
+        super().__init__(level)
+        self.stream = stream
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f": {type(exc).__name__}: {exc}" if str(exc) else f": {type(exc).__name__}"
+            self.stream.write(f"{self.prefix}: {' '.join(text.split())}\n")
+            self.stream.flush()
+        except Exception:  # a log line must never take the command down
+            self.handleError(record)
+
+
 _installed_handler: Optional[logging.Handler] = None
 
 
-def log_to(err: TextIO, verbosity: int) -> None:
-    """Library messages (retries, requests) on stderr with -v; none at all without."""
+def log_to(
+    err: TextIO, verbosity: int, *, prefix: str = PROG, quiet_level: Optional[int] = None
+) -> None:
+    """The library's log on ``err``, one line per record: -v INFO, -vv DEBUG.
+
+    Without -v, records from ``quiet_level`` up (none when it is None). Replaces what an
+    earlier call installed, so a command can adjust what ``main`` set up.
+    """
     global _installed_handler
     library_logger = logging.getLogger("asana_webhooks")
     if _installed_handler is not None:  # main() called again in one process
         library_logger.removeHandler(_installed_handler)
+    level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else quiet_level
     handler: logging.Handler
-    if verbosity <= 0:
+    if level is None:
         handler = logging.NullHandler()  # keeps Python's last-resort handler quiet too
     else:
-        handler = logging.StreamHandler(err)
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
-        library_logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        handler = OneLineHandler(err, prefix, level)
+        if library_logger.level == logging.NOTSET or library_logger.level > level:
+            library_logger.setLevel(level)
     library_logger.addHandler(handler)
     _installed_handler = handler
 
@@ -197,8 +232,8 @@ def make_api(args: argparse.Namespace) -> WebhooksApi:
             host=api_host(args),
             access_token=token,
             timeout=Timeout(connect=10.0, read=args.timeout),
-            # A person is waiting: give up on an unreachable host sooner than a server would.
-            retry=RetryPolicy(max_attempts=4, max_time=20.0),
+            # The library's attempts, but a person is waiting: a shorter time budget.
+            retry=RetryPolicy(max_time=20.0),
         )
     except ValueError as exc:
         raise UsageError(f"--host: {exc}") from None
@@ -219,8 +254,15 @@ def opened_api(args: argparse.Namespace) -> Iterator[WebhooksApi]:
 
 @attrs.define
 class StopFlag:
+    """Set by SIGINT or SIGTERM; says which, and so the exit status."""
+
     event: threading.Event = attrs.field(factory=threading.Event)
     signal_name: Optional[str] = None
+
+    @property
+    def exit_status(self) -> int:
+        """130 after Ctrl-C (interrupted), else 0: SIGTERM is how services are stopped."""
+        return EXIT_INTERRUPTED if self.signal_name == "SIGINT" else EXIT_OK
 
 
 @contextlib.contextmanager
@@ -240,3 +282,105 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for signum, old in previous:
             signal.signal(signum, old)
+
+
+# --- stores ------------------------------------------------------------------------------------
+
+
+def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
+    """Open the secret store at ``path`` and prove it usable now, or raise ``UsageError``.
+
+    A store that cannot be used must stop the command before it starts: ``serve`` would
+    otherwise listen and answer every handshake with a 500, ``create`` would create a webhook
+    whose handshake fails.
+    """
+    import sqlite3
+
+    from asana_webhooks._secrets import SQLiteSecretStore
+
+    if not path.strip():
+        raise UsageError(f"{option}: give the path of a SQLite file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a folder; give the path of a SQLite file")
+    store = SQLiteSecretStore(path)
+    try:
+        store.get("/")  # creates the file and its tables, or fails saying why
+    except sqlite3.DatabaseError as exc:
+        raise UsageError(f"{option} {path}: not usable as a SQLite secret store ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        # SQLite reads a read-only file fine and fails at the first handshake: say so now.
+        raise UsageError(f"{option} {path}: not writable (the file and its folder must be)")
+    return store
+
+
+# --- network errors ----------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason``, nested args."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(getattr(current, "args", ()))
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def connection_problem(exc: BaseException, host: str) -> Optional[str]:
+    """What went wrong under a connection error, in words: refused, unknown host, ..."""
+    import socket
+    import ssl
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(host)
+    name = parts.hostname or host
+    try:
+        address = f"{name}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    except ValueError:
+        address = name
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror) or "NameResolution" in type(cause).__name__:
+            return f"unknown host {name!r}: the name does not resolve"
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {address}: nothing is listening there"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {address}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the TLS certificate of {name} was not accepted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed with {address}"
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return f"no answer from {address} in time"
+        if isinstance(cause, OSError) and cause.strerror and cause is not exc:
+            return f"{cause.strerror.lower()} ({address})"
+    return None
+
+
+def describe_connection_error(exc: BaseException, host: str) -> str:
+    """The library's message, with the request named as Asana's errors name it and the cause.
+
+    The transports describe a request by its whole URL path (``GET /api/1.0/webhooks/1``)
+    where Asana's errors use the path under the host (``GET /webhooks/1``): one form here.
+    """
+    import urllib.parse
+
+    text = str(exc)
+    base = urllib.parse.urlsplit(host).path.rstrip("/")
+    if base:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            text = text.replace(f"{method} {base}/", f"{method} /")
+    problem = connection_problem(exc, host)
+    details = f"{problem}; host {host}" if problem else f"host {host}"
+    return f"{text} ({details})"

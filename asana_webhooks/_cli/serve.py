@@ -8,15 +8,16 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
 from asana_webhooks._cli._common import (
-    EXIT_OK,
     PROG,
     StopFlag,
     UsageError,
+    log_to,
+    open_secret_store,
     para,
     port,
     stop_on_signals,
@@ -37,9 +38,10 @@ def _event_json(event: Any) -> Any:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._receiver import WebhookReceiver
-    from asana_webhooks._secrets import SQLiteSecretStore
     from asana_webhooks._wsgi import ReceiverServer
 
+    bind = _bind_address(args, err)
+    store = open_secret_store(args.secrets)
     write_lock = threading.Lock()
 
     def on_events(events: Sequence[Any], target: str) -> None:
@@ -57,24 +59,19 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.flush()
 
     receiver = WebhookReceiver(
-        SQLiteSecretStore(args.secrets),
+        store,
         on_events,
         accept_unannounced_handshakes=args.accept_unannounced_handshakes,
         on_handshake=lambda target: note(f"handshake accepted for {target}; secret stored"),
     )
-    handler = _LineHandler(note)
-    library_logger = logging.getLogger("asana_webhooks")
-    library_logger.addHandler(handler)
-    if library_logger.level == logging.NOTSET or library_logger.level > logging.WARNING:
-        library_logger.setLevel(logging.WARNING)
+    # Refused requests and store failures are worth a line even without -v (one line each,
+    # with the reason, never a traceback).
+    log_to(err, args.verbose, prefix=f"{PROG} serve", quiet_level=logging.WARNING)
     flag = StopFlag()
     try:
-        server = ReceiverServer.for_receiver(receiver, host=args.bind, port=args.port).start()
+        server = ReceiverServer.for_receiver(receiver, host=bind, port=args.port).start()
     except OSError as exc:
-        library_logger.removeHandler(handler)
-        raise UsageError(
-            f"cannot listen on {args.bind}:{args.port}: {exc.strerror or exc}"
-        ) from None
+        raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
         with stop_on_signals(flag):
             note(
@@ -87,18 +84,17 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 pass
     finally:
         server.stop()
-        library_logger.removeHandler(handler)
     note(f"stopped ({flag.signal_name or 'done'})")
-    return EXIT_OK
+    return flag.exit_status
 
 
-class _LineHandler(logging.Handler):
-    def __init__(self, write: Callable[[str], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._write = write
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._write(record.getMessage())
+def _bind_address(args: argparse.Namespace, err: TextIO) -> str:
+    if args.host is not None:
+        if args.bind is not None:
+            raise UsageError("--host is the old name of --bind: give only --bind")
+        err.write(f"{PROG} serve: --host is deprecated here; use --bind {args.host}\n")
+        return str(args.host)
+    return str(args.bind or "127.0.0.1")
 
 
 def register(commands: Commands) -> None:
@@ -109,18 +105,19 @@ def register(commands: Commands) -> None:
             "Receive webhooks without a web framework: every path is a target, handshakes "
             "store their secret in the SQLite file, deliveries are verified and each event is "
             'printed to stdout as one JSON line {"target": ..., "event": ...}. Status goes to '
-            "stderr. Stops cleanly on Ctrl-C or SIGTERM."
+            "stderr. Stops cleanly on SIGTERM (exit 0) or Ctrl-C (exit 130)."
         ),
     )
     serve.add_argument("--port", required=True, type=port, help="0 picks a free port")
     serve.add_argument("--secrets", required=True, metavar="PATH", help="SQLite secret store")
     serve.add_argument(
-        "--host",
-        dest="bind",
-        default="127.0.0.1",
+        "--bind",
         metavar="ADDRESS",
-        help="address to bind (default 127.0.0.1; Asana reaches you through a tunnel or proxy)",
+        help="address to listen on (default 127.0.0.1; Asana reaches you through a proxy)",
     )
+    # Before --bind, serve's --host meant the address to listen on, while every other
+    # command's --host is the API's URL; kept working, with a warning.
+    serve.add_argument("--host", help=argparse.SUPPRESS)
     serve.add_argument(
         "--accept-unannounced-handshakes",
         action="store_true",
