@@ -407,3 +407,11 @@ def test_event_retention_can_be_longer_for_tests_of_long_outages(events: Events)
         assert [as_delivered(e) for e in got] == [event]
         fake.event_retention = 3600
         assert fake.events_for(task) == []
+
+
+def test_traffic_on_other_resources_is_typed_as_them(asana_fake: FakeAsana) -> None:
+    goal = asana_fake.add_resource(resource_type="goal")
+    generated = asana_fake.generate_traffic(goal, 10, seed=2)
+    assert {event["resource"]["resource_type"] for event in generated} == {"goal"}
+    assert all(event["action"] == "changed" and event["change"]["field"] for event in generated)
+    assert asana_fake.events_for(goal) == generated

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
     from asana_webhooks.testing import FakeAsana, FakeAsanaControl
 
-#: The stand-in's own port in every guide (the receiver's is 8080).
+#: The receiver's port in the guides' recipes (the stand-in's is 8001).
 EXAMPLE_RECEIVER_PORT = 8080
 
 
@@ -47,27 +47,7 @@ def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     flag = StopFlag()
     try:
         with stop_on_signals(flag):
-            token_note = (
-                "the one given with --token"
-                if args.token is not None
-                else f"{fake.access_token}  (random, for this stand-in only)"
-            )
-            out.write(
-                f"FakeAsana, the Asana stand-in, is serving at {fake.url}\n"
-                f"  workspace: {fake.workspace_gid}\n"
-                f"  token:     {token_note}\n"
-                "Point the command line (or any Asana client) at it:\n"
-                f"  export {HOST_VARIABLE}={fake.url}\n"
-                f"  export {TOKEN_VARIABLE}=<the token>\n"
-                f"  {PROG} list --workspace {fake.workspace_gid}\n"
-                "To see an event arrive, in other terminals (with the two exports):\n"
-                f"  {PROG} serve --port {EXAMPLE_RECEIVER_PORT} --secrets secrets.sqlite3\n"
-                f"  {PROG} create --resource 1200000000000001 --target "
-                f"http://127.0.0.1:{EXAMPLE_RECEIVER_PORT}/hook --secrets secrets.sqlite3\n"
-                f"  {PROG} fake deliver\n"
-                "Webhook targets must be on 127.0.0.1. Heartbeats go out every 8 hours of the\n"
-                f"stand-in's clock ({PROG} fake advance 8h). Press Ctrl-C to stop.\n"
-            )
+            _introduce(out, fake, given_token=args.token is not None)
             out.flush()
             while not flag.event.wait(0.5):
                 _run_due(fake, err)
@@ -75,6 +55,30 @@ def cmd_fake(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         fake.stop()
     err.write(f"{PROG} fake: stopped ({flag.signal_name or 'done'})\n")
     return flag.exit_status
+
+
+def _introduce(out: TextIO, fake: FakeAsana, *, given_token: bool) -> None:
+    token_note = (
+        "the one given with --token"
+        if given_token
+        else f"{fake.access_token}  (random, for this stand-in only)"
+    )
+    out.write(
+        f"FakeAsana, the Asana stand-in, is serving at {fake.url}\n"
+        f"  workspace: {fake.workspace_gid}\n"
+        f"  token:     {token_note}\n"
+        "Point the command line (or any Asana client) at it:\n"
+        f"  export {HOST_VARIABLE}={fake.url}\n"
+        f"  export {TOKEN_VARIABLE}=<the token>\n"
+        f"  {PROG} list --workspace {fake.workspace_gid}\n"
+        "To see an event arrive, in other terminals (with the two exports):\n"
+        f"  {PROG} serve --port {EXAMPLE_RECEIVER_PORT} --secrets secrets.sqlite3\n"
+        f"  {PROG} create --resource 1200000000000001 --target "
+        f"http://127.0.0.1:{EXAMPLE_RECEIVER_PORT}/hook --secrets secrets.sqlite3\n"
+        f"  {PROG} fake deliver\n"
+        "Webhook targets must be on 127.0.0.1. Heartbeats go out every 8 hours of the\n"
+        f"stand-in's clock ({PROG} fake advance 8h). Press Ctrl-C to stop.\n"
+    )
 
 
 def _run_due(fake: FakeAsana, err: TextIO) -> None:
@@ -383,9 +387,9 @@ def register(commands: Commands) -> None:
         help="run the Asana stand-in on its own",
         description=para(
             "Serve FakeAsana, the Asana webhooks API stand-in, on 127.0.0.1 until interrupted "
-            "(Ctrl-C: exit 130; SIGTERM: exit 0), so other tools can be pointed at it. "
-            "With an ACTION, drive a running one instead: "
-            f"`{PROG} fake deliver` makes events happen and delivers them."
+            "(Ctrl-C: exit 130; SIGTERM: exit 0), so other tools can be pointed at it. With an "
+            f"ACTION, drive a running one instead: `{PROG} fake deliver` makes events happen "
+            "and delivers them."
         ),
     )
     fake.add_argument("--port", type=port, default=0, help="default: a free port")

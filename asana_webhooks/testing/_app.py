@@ -404,7 +404,8 @@ class AsanaApp:
         resource = event.get("resource")
         if isinstance(resource, dict):
             polled["type"] = resource.get("resource_type")
-            known = self.store.resources.get(str(resource.get("gid")))
+            with self.store.lock:
+                known = self.store.resources.get(str(resource.get("gid")))
             if known is not None and "name" not in resource:
                 polled["resource"] = {**resource, "name": known.name}
         return polled

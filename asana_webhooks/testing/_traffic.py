@@ -3,7 +3,8 @@
 A project sees tasks added to it, changed (``change.field`` with the value shapes Asana
 documents: ``new_value`` for a changed assignee, ``added_value`` for a follower), commented on
 (stories added), given subtasks, removed and deleted. A task sees its own changes, stories and
-subtasks. A workspace sees projects added, changed and deleted. The same seed gives the same
+subtasks. A workspace (or team, or portfolio) sees projects added, changed and deleted; any
+other resource (a goal, say) sees its own fields change. The same seed gives the same
 sequence of kinds, fields and gids; ``created_at`` comes from the stand-in's clock and strictly
 increases, so no two generated events are alike.
 """
@@ -22,6 +23,7 @@ Declare = Callable[[str, str, str, str], None]
 
 _TASK_FIELDS = ("name", "notes", "due_on", "completed", "assignee", "custom_fields", "followers")
 _PROJECT_FIELDS = ("name", "notes", "color", "archived", "due_on")
+_OTHER_FIELDS = ("name", "notes", "due_on", "status", "owner")
 _USER_POOL = 5
 
 
@@ -68,7 +70,9 @@ class EventTraffic:
             return [self._project_event() for _ in range(count)]
         if self.resource_type == "project":
             return [self._in_project() for _ in range(count)]
-        return [self._on_task(self.resource) for _ in range(count)]
+        if self.resource_type == "task":
+            return [self._on_task(self.resource) for _ in range(count)]
+        return [self._changed_itself() for _ in range(count)]
 
     # --- a project -------------------------------------------------------------------------
 
@@ -127,6 +131,12 @@ class EventTraffic:
                 added_value=_ref(self._user(), "user"),
             )
         return self._event("changed", _task(task), field=field)
+
+    # --- anything else (a goal, a tag, a section...) ---------------------------------------
+
+    def _changed_itself(self) -> dict[str, Any]:
+        reference = _ref(self.resource, self.resource_type)
+        return self._event("changed", reference, field=self._rng.choice(_OTHER_FIELDS))
 
     # --- a workspace -------------------------------------------------------------------------
 
