@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
+from inbox_contract import BACKENDS
 
 from asana_webhooks import (
     ApiClient,
@@ -28,6 +29,7 @@ from asana_webhooks import (
     CreateWebhookRequest,
     Event,
     EventsApi,
+    Inbox,
     InvalidSyncTokenError,
     MemorySecretStore,
     Reconciler,
@@ -71,10 +73,10 @@ class Handled:
 class Site:
     """A receiver with an SQLite inbox behind a webhook on one project of a running FakeAsana."""
 
-    def __init__(self, fake: FakeAsana, tmp_path: Path) -> None:
+    def __init__(self, fake: FakeAsana, tmp_path: Path, inbox: Optional[Inbox] = None) -> None:
         self.fake = fake
-        self.inbox_path = tmp_path / "inbox.sqlite3"
-        self.inbox = SQLiteInbox(self.inbox_path)
+        self.inbox_path = tmp_path / "inbox.sqlite3"  # for the processes: SQLite only
+        self.inbox: Inbox = inbox if inbox is not None else SQLiteInbox(self.inbox_path)
         self.client = ApiClient(Configuration(host=fake.url, access_token=fake.access_token))
         self.project = fake.add_resource(resource_type="project", name="Launch")
         self.receiver = WebhookReceiver(
@@ -96,6 +98,19 @@ class Site:
         self.server.stop()
         self.inbox.close()
         self.client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def any_site(request: pytest.FixtureRequest, fake: FakeAsana, tmp_path: Path) -> Iterator[Site]:
+    """A site on each inbox backend: SQLite, Redis, Django on SQLite and on PostgreSQL."""
+    factory: Callable[[Path], Iterator[Inbox]] = request.param
+    inboxes = factory(tmp_path)
+    running = Site(fake, tmp_path, next(inboxes))
+    yield running
+    running.server.stop()
+    running.client.close()
+    for _ in inboxes:  # the factory's clean-up
+        pass
 
 
 @pytest.fixture
@@ -121,7 +136,8 @@ def delivered_and_dropped(fake: FakeAsana) -> tuple[int, int]:
 # -- one pass makes the handler whole ------------------------------------------------------
 
 
-def test_one_pass_recovers_every_dropped_delivery_and_doubles_none(site: Site) -> None:
+def test_one_pass_recovers_every_dropped_delivery_and_doubles_none(any_site: Site) -> None:
+    site = any_site
     reconciler = Reconciler(site.client, site.inbox, [site.project])
     assert reconciler.run_once()[site.project].started
     site.fake.drop_deliveries(fraction=0.2, seed=1515)
@@ -164,8 +180,9 @@ def test_events_webhooks_deliver_late_are_not_handed_over_twice(site: Site) -> N
 
 
 def test_a_site_down_longer_than_the_token_lifetime_gets_on_gap_with_when_it_began(
-    site: Site,
+    any_site: Site,
 ) -> None:
+    site = any_site
     gaps: list[tuple[str, Optional[dt.datetime]]] = []
     reconciler = Reconciler(
         site.client, site.inbox, [site.project], on_gap=lambda r, s: gaps.append((r, s))

@@ -27,6 +27,7 @@ Keys of one inbox (all start with ``<prefix>:inbox:``)::
     handled         sorted set: keys of handled (or purged) events, by when, for prune
     stats           hash: counters (stored, duplicates, handled, retried, parked, gaps)
     sync            hash: resource gid -> Events API sync token
+    sync_at         hash: resource gid -> "<stored_at> <covered_since>" of that token
     gaps            hash: resource gid -> when its last gap began
 
 To run on Redis Cluster, put a hash tag in the prefix (``prefix="{asana_webhooks}"``) so that
@@ -49,7 +50,9 @@ from asana_webhooks._inbox import (
     InboxStats,
     StoredEvent,
     StoreResult,
+    SyncState,
     event_key,
+    polled_target,
 )
 from asana_webhooks._secrets import (
     ANNOUNCEMENT_GRACE,
@@ -72,13 +75,14 @@ DEFAULT_PREFIX = "asana_webhooks"
 
 _T = TypeVar("_T")
 
-# KEYS: seq, keys, open, ready, stats, sync
-# ARGV: prefix, target, now, resource ('' if none), sync token, then key, raw pairs
+# KEYS: seq, keys, open, ready, stats, sync, sync_at
+# ARGV: prefix, target, now, resource ('' if none), sync token, restart ('1' or ''),
+#       then key, raw pairs
 _STORE = """
 local prefix, target, now = ARGV[1], ARGV[2], ARGV[3]
 local queue = prefix .. 'q:' .. target
 local ids, duplicates, delivery = {}, 0, nil
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local key = ARGV[i]
   if redis.call('HEXISTS', KEYS[2], key) == 1 then
     duplicates = duplicates + 1
@@ -100,7 +104,14 @@ if #ids > 0 then
   redis.call('HINCRBY', KEYS[5], 'stored', #ids)
 end
 if duplicates > 0 then redis.call('HINCRBY', KEYS[5], 'duplicates', duplicates) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], ARGV[4], ARGV[5]) end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[6], ARGV[4], ARGV[5])
+  -- covered_since: kept while the run of tokens is unbroken, now when it (re)starts.
+  local covered = now
+  local previous = redis.call('HGET', KEYS[7], ARGV[4])
+  if ARGV[6] ~= '1' and previous then covered = string.match(previous, ' (.+)$') or now end
+  redis.call('HSET', KEYS[7], ARGV[4], now .. ' ' .. covered)
+end
 return {duplicates, ids}
 """
 
@@ -442,12 +453,24 @@ class RedisInbox(_RedisBacked):
         return [self._p + name for name in names]
 
     def _store(
-        self, target: str, events: Sequence[Mapping[str, Any]], resource: str, sync: str
+        self,
+        target: str,
+        events: Sequence[Mapping[str, Any]],
+        resource: str,
+        sync: str,
+        restart: bool = False,
     ) -> StoreResult:
-        args: list[Any] = [self._p, target, repr(self._clock()), resource, sync]
+        args: list[Any] = [
+            self._p,
+            target,
+            repr(self._clock()),
+            resource,
+            sync,
+            "1" if restart else "",
+        ]
         for event in events:
             args += [event_key(event), json.dumps(event, separators=(",", ":"))]
-        keys = self._keys("seq", "keys", "open", "ready", "stats", "sync")
+        keys = self._keys("seq", "keys", "open", "ready", "stats", "sync", "sync_at")
         duplicates, ids = self._call(
             "store the delivery", lambda: self._script(_STORE)(keys=keys, args=args)
         )
@@ -459,11 +482,29 @@ class RedisInbox(_RedisBacked):
         return self._store(target, events, "", "")
 
     def store_polled(
-        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
+        self,
+        resource: str,
+        events: Sequence[Mapping[str, Any]],
+        sync: str,
+        *,
+        restart: bool = False,
     ) -> StoreResult:
         if not resource:
             raise ValueError("resource must be a non-empty gid")
-        return self._store(f"events:{resource}", events, resource, sync)
+        return self._store(polled_target(resource), events, resource, sync, restart)
+
+    def sync_state(self, resource: str) -> Optional[SyncState]:
+        def read() -> Any:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.hget(self._p + "sync", resource)
+                pipe.hget(self._p + "sync_at", resource)
+                return pipe.execute()
+
+        token, when = self._call("read the sync token", read)
+        if token is None:
+            return None
+        stored_at, _, covered_since = _text(when or "0 0").partition(" ")
+        return SyncState(_text(token), float(stored_at), float(covered_since or stored_at))
 
     def sync_token(self, resource: str) -> Optional[str]:
         token = self._call(

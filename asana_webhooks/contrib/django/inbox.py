@@ -22,7 +22,9 @@ from asana_webhooks._inbox import (
     InboxStats,
     StoredEvent,
     StoreResult,
+    SyncState,
     event_key,
+    polled_target,
 )
 
 __all__ = ["DjangoInbox"]
@@ -166,28 +168,54 @@ class DjangoInbox:
             return self._store(db, target, events, now)
 
     def store_polled(
-        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
+        self,
+        resource: str,
+        events: Sequence[Mapping[str, Any]],
+        sync: str,
+        *,
+        restart: bool = False,
     ) -> StoreResult:
         if not resource:
             raise ValueError("resource must be a non-empty gid")
         now = self._clock()
         with self._transaction("store polled events") as db:
-            result = self._store(db, f"events:{resource}", events, now)
-            _models().SyncToken.objects.using(db).update_or_create(
-                resource=resource, defaults={"sync": sync}
+            result = self._store(db, polled_target(resource), events, now)
+            token, created = (
+                _models()
+                .SyncToken.objects.using(db)
+                .select_for_update()
+                .get_or_create(
+                    resource=resource,
+                    defaults={"sync": sync, "stored_at": now, "covered_since": now},
+                )
             )
+            if not created:
+                # covered_since: kept while the run of tokens is unbroken, now when it restarts.
+                token.sync, token.stored_at = sync, now
+                if restart or token.covered_since is None:
+                    token.covered_since = now
+                token.save(using=db)
             return result
 
     def sync_token(self, resource: str) -> Optional[str]:
+        state = self.sync_state(resource)
+        return None if state is None else state.token
+
+    def sync_state(self, resource: str) -> Optional[SyncState]:
         with self._transaction("read the sync token") as db:
-            token = (
+            row = (
                 _models()
                 .SyncToken.objects.using(db)
                 .filter(resource=resource)
-                .values_list("sync", flat=True)
+                .values_list("sync", "stored_at", "covered_since", "updated_at")
                 .first()
             )
-        return None if token is None else str(token)
+        if row is None:
+            return None
+        sync, stored_at, covered_since, updated_at = row
+        if stored_at is None:  # stored before these columns existed
+            stored_at = updated_at.timestamp()
+        return SyncState(str(sync), float(stored_at), float(covered_since or stored_at))
 
     # --- claiming ---
 

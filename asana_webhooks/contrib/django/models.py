@@ -132,6 +132,9 @@ class SyncToken(models.Model):  # type: ignore[misc]  # Django ships no type hin
     resource = models.CharField(max_length=64, primary_key=True)
     sync = models.TextField()
     updated_at = models.DateTimeField(auto_now=True)
+    #: When the token was stored, and since when the run of tokens is unbroken (inbox clock).
+    stored_at = models.FloatField(null=True)
+    covered_since = models.FloatField(null=True)
 
     class Meta:
         app_label = "asana_webhooks"
