@@ -82,6 +82,22 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# --- the inbox and workers (issue 14) ---
+# isort: split
+from asana_webhooks._inbox import (
+    DEFAULT_DEDUPE_WINDOW,
+    Claim,
+    Inbox,
+    InboxStats,
+    StoredEvent,
+    StoreResult,
+    event_key,
+)
+from asana_webhooks._metrics import ReceiverMetrics, prometheus_text
+from asana_webhooks._sqlite_inbox import SQLiteInbox
+from asana_webhooks._urls import InvalidURLError, open_inbox, open_secret_store
+from asana_webhooks._worker import DrainResult, Worker
+
 # --- authentication (issue 8) ---
 # isort: split
 from asana_webhooks._auth import (
@@ -164,6 +180,22 @@ __all__ = [
     "establish_webhook",
     "parse_events",
     "target_key",
+    # the inbox and workers
+    "DEFAULT_DEDUPE_WINDOW",
+    "Claim",
+    "DrainResult",
+    "Inbox",
+    "InboxStats",
+    "InvalidURLError",
+    "ReceiverMetrics",
+    "SQLiteInbox",
+    "StoreResult",
+    "StoredEvent",
+    "Worker",
+    "event_key",
+    "open_inbox",
+    "open_secret_store",
+    "prometheus_text",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",
