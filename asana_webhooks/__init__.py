@@ -93,6 +93,7 @@ from asana_webhooks._inbox import (
     StoreResult,
     event_key,
 )
+from asana_webhooks._handoff import HandOff, sweep
 from asana_webhooks._metrics import ReceiverMetrics, prometheus_text
 from asana_webhooks._sqlite_inbox import SQLiteInbox
 from asana_webhooks._urls import InvalidURLError, open_inbox, open_secret_store
@@ -184,6 +185,7 @@ __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
     "Claim",
     "DrainResult",
+    "HandOff",
     "Inbox",
     "InboxStats",
     "InvalidURLError",
@@ -196,6 +198,7 @@ __all__ = [
     "open_inbox",
     "open_secret_store",
     "prometheus_text",
+    "sweep",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asana_webhooks._sqlite_inbox import SQLiteInbox
 
 from asana_webhooks import MemorySecretStore, WebhookReceiver, sign_body
 from asana_webhooks._handoff import sweep
 from asana_webhooks._inbox import event_key
+from asana_webhooks._sqlite_inbox import SQLiteInbox
 from asana_webhooks._wsgi import ReceiverServer
 from tests._redis_server import RedisServer
 from tests._services import require_amqp, unique_name

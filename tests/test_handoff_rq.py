@@ -45,6 +45,10 @@ def post(port: int, events: list[dict[str, Any]]) -> int:
         connection.close()
 
 
+def handled_counts(handled: Path) -> collections.Counter[str]:
+    return collections.Counter(line.split()[0] for line in handled.read_text().splitlines())
+
+
 def run_burst_worker(redis_url: str, queue: str, handled: Path, log: Path) -> None:
     env = {**os.environ, "ASANA_TEST_HANDLED": str(handled)}
     with open(log, "ab") as out:
@@ -80,7 +84,9 @@ def test_rq_worker_handles_each_stored_event_once_and_sweeps_lost_jobs(tmp_path:
             for events in (make_events(0, 10), make_events(10, 10), make_events(0, 10)):
                 assert post(server.port, events) == 200
             run_burst_worker(own_redis.url, queue_name, handled, log)
-            counts = collections.Counter(line.split()[0] for line in handled.read_text().split("\n") if line)
+            counts = collections.Counter(
+                line.split()[0] for line in handled.read_text().split("\n") if line
+            )
             assert set(counts) == {event_key(e) for e in make_events(0, 20)}, "events missing"
             assert max(counts.values()) == 1, "an event reached the handler twice"
 
@@ -93,7 +99,9 @@ def test_rq_worker_handles_each_stored_event_once_and_sweeps_lost_jobs(tmp_path:
             assert hand_off.sweep(older_than=0.0), "the sweep saw no pending work"
             run_burst_worker(own_redis.url, queue_name, handled, log)
 
-        counts = collections.Counter(line.split()[0] for line in handled.read_text().split("\n") if line)
+        counts = collections.Counter(
+            line.split()[0] for line in handled.read_text().split("\n") if line
+        )
         assert set(counts) == {event_key(e) for e in make_events(0, 25)}, "events missing"
         assert max(counts.values()) == 1, "an event reached the handler twice"
         inbox.close()

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from celery import Celery, Task
 
-from asana_webhooks._handoff import describe_failure
+from asana_webhooks._handoff import describe_failure, resolve_handler
 from asana_webhooks._inbox import Inbox
 
 __all__ = ["DEFAULT_TASK_NAME", "CeleryHandOff", "beat_schedule_entry", "inbox_task"]
@@ -83,14 +83,13 @@ def inbox_task(
     name: str = DEFAULT_TASK_NAME,
     lease: Optional[float] = None,
     max_attempts: Optional[int] = None,
-    recheck_after: float = 30.0,
 ) -> Task:
     """Register on ``app`` the task that hands inbox events to ``handler(events, target)``.
 
     ``inbox`` is an inbox, an inbox URL (``sqlite:///...``, ``redis://...``) or a function
     returning one, opened once per worker process; ``handler`` is the function or its
-    ``"module:function"`` name. Each run drains what is pending; if the handler raised and
-    events wait for their retry, the task runs again ``recheck_after`` seconds later.
+    ``"module:function"`` name. Each run drains what is pending (retrying a raising handler
+    with backoff, then parking the events as failed, as ``Worker.drain`` does).
     """
     opened = _PerProcess(inbox)
     resolved: list[Callable[[Sequence[Any], str], None]] = []
@@ -100,16 +99,14 @@ def inbox_task(
     if max_attempts is not None:
         options["max_attempts"] = max_attempts
 
-    @app.task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
-    def handle_inbox(self: Task, target: str = "") -> None:
-        from asana_webhooks._worker import Worker, resolve_handler
+    @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
+    def handle_inbox(target: str = "") -> None:
+        from asana_webhooks._worker import Worker
 
         if not resolved:
             resolved.append(resolve_handler(handler) if isinstance(handler, str) else handler)
         worker_name = f"celery@{socket.gethostname()}:{os.getpid()}"
-        result = Worker(opened(), resolved[0], name=worker_name, **options).drain()
-        if result.retried:
-            self.apply_async(countdown=recheck_after)
+        Worker(opened(), resolved[0], name=worker_name, **options).drain()
 
     return handle_inbox
 
