@@ -84,6 +84,7 @@ from asana_webhooks._secrets import (
 
 # --- the inbox and workers (issue 14) ---
 # isort: split
+from asana_webhooks._handoff import HandOff, sweep
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
     Claim,
@@ -93,7 +94,6 @@ from asana_webhooks._inbox import (
     StoreResult,
     event_key,
 )
-from asana_webhooks._handoff import HandOff, sweep
 from asana_webhooks._metrics import ReceiverMetrics, prometheus_text
 from asana_webhooks._sqlite_inbox import SQLiteInbox
 from asana_webhooks._urls import InvalidURLError, open_inbox, open_secret_store
