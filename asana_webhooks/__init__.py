@@ -89,6 +89,7 @@ from asana_webhooks._secrets import (
 
 # --- the inbox and workers (issue 14) ---
 # isort: split
+from asana_webhooks._handoff import HandOff, sweep
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
     Claim,
@@ -207,6 +208,7 @@ __all__ = [
     "DEFAULT_DEDUPE_WINDOW",
     "Claim",
     "DrainResult",
+    "HandOff",
     "Inbox",
     "InboxError",
     "InboxStats",
@@ -220,6 +222,7 @@ __all__ = [
     "open_inbox",
     "open_secret_store",
     "prometheus_text",
+    "sweep",
     # the Events API and the reconciler
     "EventsApi",
     "EventsResponse",
