@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
     from asana_webhooks.testing import FakeAsana, FakeAsanaControl
 
-#: The receiver's port in the guides' recipes (the stand-in's is 8001).
+#: The receiver's port in the guides' recipes (the stand-in's is 8100).
 EXAMPLE_RECEIVER_PORT = 8080
 
 
