@@ -446,7 +446,9 @@ class SQLiteSecretStore:
         try:
             connection = self._connect_file()
         except sqlite3.OperationalError as exc:
-            if os.path.exists(self.path):
+            # "unable to open" while another thread re-creates the file: the file may exist
+            # by now, half made; _recreate waits for that thread under the lock.
+            if os.path.exists(self.path) and "unable to open" not in str(exc):
                 raise
             raise _Missing(exc) from exc
         try:
