@@ -108,3 +108,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
+    except Exception as exc:
+        # A failure nobody foresaw (a store's database error mid-way, a bug): still one
+        # line. With -vv, the traceback too, for a bug report.
+        if args.verbose > 1:
+            raise
+        where = "the secret store failed" if _is_store_error(exc) else "unexpected error"
+        print_error(err, f"{where}: {type(exc).__name__}: {exc} (-vv shows where)")
+        return EXIT_FAILED
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    return type(exc).__module__ in ("sqlite3", "django.db.utils") or "redis" in type(exc).__module__
