@@ -446,11 +446,15 @@ class SQLiteSecretStore:
         try:
             connection = self._connect_file()
         except sqlite3.OperationalError as exc:
-            # "unable to open" while another thread re-creates the file: the file may exist
-            # by now, half made; _recreate waits for that thread under the lock.
-            if os.path.exists(self.path) and "unable to open" not in str(exc):
+            if not os.path.exists(self.path):
+                raise _Missing(exc) from exc
+            if "unable to open" not in str(exc) or not os.path.isfile(self.path):
                 raise
-            raise _Missing(exc) from exc
+            # The file appeared between the failed open and the check: another thread is
+            # re-creating it. Wait for that thread (it holds the lock), then open again.
+            with self._ready_lock:
+                pass
+            connection = self._connect_file()
         try:
             # One cheap look at the schema catches a file replaced by an empty one.
             if (
