@@ -381,13 +381,34 @@ def _connect_within_deadline(connection: Any, connect: Callable[[], None]) -> No
         raise
 
 
+def _send_within_deadline(connection: Any) -> None:
+    """Before a request goes out on a connection: wait at most what is left to send it (a
+    reused socket still has the timeout of its last read). Too late means nothing left."""
+    limits = LIMITS.get()
+    if limits is None:
+        return
+    own = connection.timeout
+    try:
+        limit = remaining(limits[0], own if isinstance(own, (int, float)) else limits[1])
+    except DeadlinePassed as exc:
+        _mark_never_sent(exc)
+        raise
+    connection.timeout = limit
+    if connection.sock is not None:
+        connection.sock.settimeout(limit)
+
+
 class _Urllib3HTTPConnection(urllib3.connection.HTTPConnection):
-    """urllib3's connection, connecting within the deadline and reading within it."""
+    """urllib3's connection, connecting, sending and reading within the deadline."""
 
     response_class = DeadlineResponse
 
     def connect(self) -> None:
         _connect_within_deadline(self, super().connect)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _send_within_deadline(self)
+        super().request(*args, **kwargs)
 
 
 class _Urllib3HTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -395,6 +416,10 @@ class _Urllib3HTTPSConnection(urllib3.connection.HTTPSConnection):
 
     def connect(self) -> None:
         _connect_within_deadline(self, super().connect)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _send_within_deadline(self)
+        super().request(*args, **kwargs)
 
 
 class _Urllib3HTTPPool(urllib3.HTTPConnectionPool):
