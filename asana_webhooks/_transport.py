@@ -129,7 +129,13 @@ class Response:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Send one request, return one response; ``close()`` releases connections."""
+    """Send one request, return one response; ``close()`` releases connections.
+
+    A transport of your own should give up by ``request.timeout.attempt`` seconds after it
+    starts and by ``request.deadline`` (``attempt_deadline(request)`` computes the sooner),
+    and raise ``ApiConnectionError(request_sent=False)`` only when the request provably
+    never left (the connection could not be made).
+    """
 
     def handle_request(self, request: Request) -> Response: ...
 
