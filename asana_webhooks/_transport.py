@@ -30,11 +30,12 @@ import certifi
 import requests
 import requests.adapters
 import urllib3
+import urllib3._version
 import urllib3.connection
 from requests.structures import CaseInsensitiveDict
 from urllib3._collections import HTTPHeaderDict
 
-from asana_webhooks._deadline import LIMITS, DeadlinePassed, DeadlineResponse, remaining
+from asana_webhooks._deadline import LIMITS, DeadlinePassed, DeadlineResponse, bound, remaining
 from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError, InvalidRequestError
 
 
@@ -387,6 +388,10 @@ def _connect_within_deadline(connection: Any, connect: Callable[[], None]) -> No
         raise
 
 
+#: urllib3 2 gives a reused socket ``connection.timeout`` itself before sending; 1.26 does not.
+_URLLIB3_SETS_SEND_TIMEOUT = not urllib3._version.__version__.startswith("1.")
+
+
 def _send_within_deadline(connection: Any) -> None:
     """Before a request goes out on a connection: wait at most what is left to send it (a
     reused socket still has the timeout of its last read). Too late means nothing left."""
@@ -400,8 +405,8 @@ def _send_within_deadline(connection: Any) -> None:
         _mark_never_sent(exc)
         raise
     connection.timeout = limit
-    if connection.sock is not None:
-        connection.sock.settimeout(limit)
+    if connection.sock is not None and not _URLLIB3_SETS_SEND_TIMEOUT:
+        bound(connection.sock, limits[0], limit)
 
 
 class _Urllib3HTTPConnection(urllib3.connection.HTTPConnection):
@@ -990,7 +995,7 @@ class HTTPClientTransport:
                 # The TLS handshake too: CPython bounds a whole handshake by this timeout.
                 connection = self._connect(route, remaining(deadline, timeout.connect))
                 connected = True
-            connection.sock.settimeout(remaining(deadline, timeout.read))
+            bound(connection.sock, deadline, timeout.read)
             connection.request(request.method, target, request.body, headers)
             answer = connection.getresponse()  # reads within the deadline (DeadlineResponse)
             body = answer.read()  # all of it, or IncompleteRead
