@@ -289,6 +289,32 @@ def _dict_hook(value: Any, _: Any) -> dict[str, Any]:
     return value
 
 
+def _keeps_unknown(model: type[Any]) -> bool:
+    return issubclass(model, _models.KeepsUnknownKeys)
+
+
+def _known_keys(model: type[Any]) -> frozenset[str]:
+    """The JSON keys ``model`` declares."""
+    keys = _RENAMES.get(model, {})
+    return frozenset(keys.get(f.name, f.name) for f in attrs.fields(model))
+
+
+def _with_unknown_keys(
+    generated: Callable[[Any, Any], Any], model: type[Any]
+) -> Callable[[Any, Any], Any]:
+    """``generated`` (cattrs' hook, which ignores undeclared keys), keeping them aside."""
+    known = _known_keys(model)
+    keep = _models.keep_unknown_keys
+
+    def structure(value: Any, tp: Any) -> Any:
+        obj = generated(value, tp)
+        if not known.issuperset(value):  # no allocation in the common case
+            keep(obj, value, known)
+        return obj
+
+    return structure
+
+
 def _objects_only(
     generated: Callable[[Any, Any], Any], model: type[Any]
 ) -> Callable[[Any, Any], Any]:
@@ -346,7 +372,8 @@ def make_converter(
     """Return ``converter`` (or a new one) with the hooks for every asana_webhooks model.
 
     Nothing global is touched, so an application can add our hooks to its own converter.
-    Unknown keys are ignored (Asana adds fields); ``None`` fields are left out of requests.
+    Keys a model does not declare (Asana adds fields) go to its ``additional_properties``;
+    ``None`` fields, and those unknown keys, are left out of requests.
 
     With ``columns`` (the default), a list of 16 or more webhooks, filters or resources is
     structured a field at a time across the whole list, in C loops, which takes about a third
@@ -367,9 +394,11 @@ def make_converter(
     for model in _MODELS:
         keys = _RENAMES.get(model, {})
         renames: dict[str, Any] = {name: override(rename=key) for name, key in keys.items()}
-        generated = make_dict_structure_fn(
+        generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
             model, c, _cattrs_detailed_validation=detailed_validation, **renames
         )
+        if _keeps_unknown(model):
+            generated = _with_unknown_keys(generated, model)
         c.register_structure_hook(model, _objects_only(generated, model))
         if columns and not detailed_validation:
             rows = _rows_for(c, model, keys, rows_of)
@@ -396,7 +425,7 @@ def _rows_for(
         )
         for field in attrs.fields(attrs.resolve_types(model))
     }
-    return _columns.rows_for(model, columns)
+    return _columns.rows_for(model, columns, _known_keys(model) if _keeps_unknown(model) else None)
 
 
 _FAST = make_converter()
@@ -477,12 +506,59 @@ def _all_aware(webhooks: Iterable[_models.WebhookResponse]) -> bool:
     return None not in set(map(_tzinfo_of, filter(None, values)))
 
 
+# msgspec ignores keys an attrs class does not declare, and cannot keep them aside. So a
+# second, cheaper decode of the same body checks there are none: into structs that mirror
+# the models' keys and refuse any other (values are skipped as raw JSON, not read). A body
+# with unknown keys goes to cattrs, which keeps them in ``additional_properties``.
+_KEY_CHECKS: dict[type[Any], Any] = {}
+_NATIVE = (bool, int)  # read without allocating: cheaper to check than to skip as raw JSON
+
+
+def _key_check_type(tp: Any, structs: dict[type[Any], Any]) -> Any:
+    inner = _columns.optional_inner(tp) or tp
+    if attrs.has(inner):
+        return Optional[_key_check_struct(inner, structs)]
+    if typing.get_origin(inner) is list:
+        (item,) = typing.get_args(inner)
+        if attrs.has(item):
+            return Optional[list[_key_check_struct(item, structs)]]  # type: ignore[misc]
+    if inner in _NATIVE:
+        return Optional[inner]
+    return msgspec.Raw
+
+
+def _key_check_struct(model: type[Any], structs: dict[type[Any], Any]) -> Any:
+    if model not in structs:
+        keys = _RENAMES.get(model, {})
+        fields = attrs.fields(attrs.resolve_types(model))
+        structs[model] = msgspec.defstruct(
+            f"{model.__name__}Keys",
+            [(f"k{i}", _key_check_type(f.type, structs), None) for i, f in enumerate(fields)],
+            rename={f"k{i}": keys.get(f.name, f.name) for i, f in enumerate(fields)},
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+    return structs[model]
+
+
+def _only_known_keys(body: bytes, cls: type[Any]) -> bool:
+    check = _KEY_CHECKS.get(cls)
+    if check is None:
+        check = _KEY_CHECKS[cls] = msgspec.json.Decoder(_key_check_struct(cls, {}))
+    try:
+        check.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
 def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     """msgspec straight into our attrs classes, or None when cattrs must decide.
 
     cattrs stays the converter of record: whenever msgspec refuses a body, or would accept
-    something cattrs does not (a date-time without an offset), the caller falls back to it.
-    Both read every date-time they accept alike (see ``_rounded``).
+    something cattrs does not (a date-time without an offset), or the body has keys the
+    models do not declare, the caller falls back to it. Both read every date-time they
+    accept alike (see ``_rounded``).
     """
     decoder = _DECODERS.get(cls)
     if decoder is None:
@@ -498,6 +574,8 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
         if not _all_aware(data):
             return None
     elif isinstance(data, _models.WebhookResponse) and not _all_aware((data,)):
+        return None
+    if not _only_known_keys(body, cls):
         return None
     return typing.cast(T, obj)
 
