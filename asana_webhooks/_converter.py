@@ -14,8 +14,10 @@ import json
 import operator
 import re
 import sys
+import threading
 import typing
 from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any, Callable, Optional, TypeVar
 
 import attrs
@@ -507,49 +509,154 @@ def _all_aware(webhooks: Iterable[_models.WebhookResponse]) -> bool:
 
 
 # msgspec ignores keys an attrs class does not declare, and cannot keep them aside. So a
-# second, cheaper decode of the same body checks there are none: into structs that mirror
-# the models' keys and refuse any other (values are skipped as raw JSON, not read). A body
-# with unknown keys goes to cattrs, which keeps them in ``additional_properties``.
-_KEY_CHECKS: dict[type[Any], Any] = {}
+# second, cheaper decode of the same body looks at the keys: into structs that mirror the
+# models' keys and refuse any other (declared values are skipped as raw JSON, not read).
+# A key it refuses is learned, once, for the model it was found on: from then on the
+# structs read it too, and its values are handed to the models. So a key Asana sends on
+# every webhook costs a dictionary per webhook, not a trip through cattrs per page.
 _NATIVE = (bool, int)  # read without allocating: cheaper to check than to skip as raw JSON
+_MOST_LEARNED = 16  # unknown keys learned per model; past that, cattrs reads such bodies
+_UNKNOWN_FIELD = re.compile(
+    r"Object contains unknown field `(.*?)`(?: - at `\$((?:\.\w+|\[\d+\])*)`)?"
+)
+_PATH_STEP = re.compile(r"\.(\w+)|\[\d+\]")
 
 
-def _key_check_type(tp: Any, structs: dict[type[Any], Any]) -> Any:
+def _model_in(tp: Any) -> Optional[type[Any]]:
+    """The model a field holds (alone, optional, or in a list), if any."""
     inner = _columns.optional_inner(tp) or tp
-    if attrs.has(inner):
-        return Optional[_key_check_struct(inner, structs)]
     if typing.get_origin(inner) is list:
-        (item,) = typing.get_args(inner)
-        if attrs.has(item):
-            return Optional[list[_key_check_struct(item, structs)]]  # type: ignore[misc]
-    if inner in _NATIVE:
-        return Optional[inner]
-    return msgspec.Raw
+        (inner,) = typing.get_args(inner)
+    return inner if attrs.has(inner) else None
 
 
-def _key_check_struct(model: type[Any], structs: dict[type[Any], Any]) -> Any:
-    if model not in structs:
+class _KeyCheck:
+    """The key check of one response class, and what it has learned."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+        self.learned: dict[type[Any], tuple[str, ...]] = {}
+        self.lock = threading.Lock()
+        # The decoder and the plans that go with its structs, swapped together.
+        self.state = self._build()
+
+    def _build(self) -> tuple[Any, dict[type[Any], Any]]:
+        structs: dict[type[Any], Any] = {}
+        plans: dict[type[Any], Any] = {}
+        return msgspec.json.Decoder(self._struct(self.cls, structs, plans)), plans
+
+    def _type(self, tp: Any, structs: dict[type[Any], Any], plans: dict[type[Any], Any]) -> Any:
+        inner = _columns.optional_inner(tp) or tp
+        model = _model_in(tp)
+        if model is not None:
+            struct = self._struct(model, structs, plans)
+            return Optional[list[struct]] if typing.get_origin(inner) is list else Optional[struct]  # type: ignore[valid-type]
+        if inner in _NATIVE:
+            return Optional[inner]
+        return msgspec.Raw
+
+    def _struct(
+        self, model: type[Any], structs: dict[type[Any], Any], plans: dict[type[Any], Any]
+    ) -> Any:
+        if model in structs:
+            return structs[model]
         keys = _RENAMES.get(model, {})
         fields = attrs.fields(attrs.resolve_types(model))
+        declared = [
+            (f"k{i}", self._type(f.type, structs, plans), None) for i, f in enumerate(fields)
+        ]
+        learned = self.learned.get(model, ())
+        extra = [(f"x{i}", Any, msgspec.UNSET) for i in range(len(learned))]
         structs[model] = msgspec.defstruct(
             f"{model.__name__}Keys",
-            [(f"k{i}", _key_check_type(f.type, structs), None) for i, f in enumerate(fields)],
-            rename={f"k{i}": keys.get(f.name, f.name) for i, f in enumerate(fields)},
+            declared + extra,
+            rename={
+                **{f"k{i}": keys.get(f.name, f.name) for i, f in enumerate(fields)},
+                **{f"x{i}": key for i, key in enumerate(learned)},
+            },
             forbid_unknown_fields=True,
             gc=False,
         )
-    return structs[model]
+        # How to hand learned values to the models: this model's keys, and the fields
+        # leading to models that learned some (the rest of the tree is not walked).
+        nested = [
+            (f.name, f"k{i}", typing.get_origin(_columns.optional_inner(f.type) or f.type) is list)
+            for i, f in enumerate(fields)
+            if _model_in(f.type) in plans
+        ]
+        if learned or nested:
+            plans[model] = (tuple((f"x{i}", key) for i, key in enumerate(learned)), nested)
+        return structs[model]
 
+    def _learn(self, message: str) -> bool:
+        """Learn the key a refusal names, for the model at its path; False if it cannot."""
+        found = _UNKNOWN_FIELD.fullmatch(message)
+        if found is None:
+            return False
+        key, path = found.groups()
+        model: Optional[type[Any]] = self.cls
+        for step in _PATH_STEP.finditer(path or ""):
+            name = step.group(1)
+            if name is None or model is None:
+                continue  # a list index: the same model
+            python_names = {json_key: attr for attr, json_key in _RENAMES.get(model, {}).items()}
+            field = attrs.fields_dict(attrs.resolve_types(model)).get(python_names.get(name, name))
+            model = _model_in(field.type) if field is not None else None
+        if model is None or not issubclass(model, _models.KeepsUnknownKeys):
+            return False
+        with self.lock:
+            learned = self.learned.get(model, ())
+            if key in learned or len(learned) >= _MOST_LEARNED:
+                return False  # learning it again would not help: msgspec spells it otherwise
+            self.learned[model] = (*learned, key)
+            try:
+                self.state = self._build()
+            except (ValueError, TypeError):  # msgspec cannot name a field so (a quote, say)
+                self.learned[model] = learned
+                return False
+        return True
 
-def _only_known_keys(body: bytes, cls: type[Any]) -> bool:
-    check = _KEY_CHECKS.get(cls)
-    if check is None:
-        check = _KEY_CHECKS[cls] = msgspec.json.Decoder(_key_check_struct(cls, {}))
-    try:
-        check.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+    def read(self, body: bytes, obj: Any) -> bool:
+        """Check the body's keys and hand the learned ones to ``obj`` (decoded from it);
+        False when the body must go to cattrs. Learns the keys it meets on the way."""
+        for _ in range(_MOST_LEARNED):
+            decoder, plans = self.state
+            try:
+                keys = decoder.decode(body)
+            except msgspec.ValidationError as exc:
+                if not self._learn(str(exc)):
+                    return False
+            except (msgspec.DecodeError, RecursionError):
+                return False
+            else:
+                if plans:
+                    _hand_over(obj, keys, type(obj), plans)
+                return True
         return False
-    return True
+
+
+def _hand_over(obj: Any, keys: Any, model: type[Any], plans: dict[type[Any], Any]) -> None:
+    plan = plans.get(model)
+    if plan is None:
+        return
+    extra, nested = plan
+    unknown = {
+        key: value for attr, key in extra if (value := getattr(keys, attr)) is not msgspec.UNSET
+    }
+    if unknown:
+        obj._unknown_keys = MappingProxyType(unknown)
+    for name, attr, is_list in nested:
+        child, child_keys = getattr(obj, name), getattr(keys, attr)
+        if child is None or child_keys is None:
+            continue
+        if is_list:
+            for item, item_keys in zip(child, child_keys):
+                _hand_over(item, item_keys, type(item), plans)
+        else:
+            _hand_over(child, child_keys, type(child), plans)
+
+
+_KEY_CHECKS: dict[type[Any], _KeyCheck] = {}
 
 
 def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
@@ -575,7 +682,10 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
             return None
     elif isinstance(data, _models.WebhookResponse) and not _all_aware((data,)):
         return None
-    if not _only_known_keys(body, cls):
+    check = _KEY_CHECKS.get(cls)
+    if check is None:
+        check = _KEY_CHECKS[cls] = _KeyCheck(cls)
+    if not check.read(body, obj):
         return None
     return typing.cast(T, obj)
 
@@ -590,4 +700,12 @@ def decode(body: bytes, cls: type[T], *, fast: bool = FAST_PATH_AVAILABLE) -> T:
         obj = _fast_decode(body, cls)
         if obj is not None:
             return obj
+        # msgspec reads JSON into the same values as json.loads, twice as fast; what it
+        # refuses (NaN, 1e400, a lone surrogate) json.loads decides.
+        try:
+            data = msgspec.json.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            pass
+        else:
+            return structure(data, cls)
     return structure(loads_json(body), cls)

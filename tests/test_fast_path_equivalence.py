@@ -221,10 +221,29 @@ def test_the_fast_path_still_decodes_bodies_without_unknown_keys_itself() -> Non
     # Checking for unknown keys must not send every body to cattrs.
     body = body_of({"data": [full_webhook(i) for i in range(100)], "next_page": NEXT_PAGE})
     assert _converter._fast_decode(body, m.GetWebhooks200Response) is not None
-    extra = body_of({"data": [{**full_webhook(), "is_workspace_webhook": True}]})
-    assert _converter._fast_decode(extra, m.GetWebhooks200Response) is None, (
-        "msgspec would drop the unknown key: cattrs must read this body"
-    )
+
+
+def test_a_key_asana_adds_to_every_webhook_is_learned_and_read_on_the_fast_path() -> None:
+    # msgspec drops undeclared keys; the key check learns each one it meets, once, so a
+    # page where every webhook has it still decodes on the fast path, keeping it.
+    key = "added_by_a_newer_asana"
+    body = body_of({"data": [{**full_webhook(i), key: i} for i in range(30)]})
+    for _ in range(2):
+        page = _converter._fast_decode(body, m.GetWebhooks200Response)
+        assert page is not None, "a page with a new key went to cattrs"
+        assert [dict(w.additional_properties) for w in page.data] == [{key: i} for i in range(30)]
+    learned = _converter._KEY_CHECKS[m.GetWebhooks200Response].learned
+    assert key in learned[m.WebhookResponse], learned
+    # A body without it after all: nothing is handed to the models.
+    again = _converter._fast_decode(body_of({"data": [full_webhook()]}), m.GetWebhooks200Response)
+    assert again is not None and dict(again.data[0].additional_properties) == {}
+
+
+def test_a_key_the_check_cannot_learn_goes_to_cattrs_and_is_kept() -> None:
+    body = body_of({"data": {"gid": "1", "two\nlines": True}})  # not on one line of a message
+    assert _converter._fast_decode(body, m.GetWebhook200Response) is None
+    webhook = decode(body, m.GetWebhook200Response, fast=True).data
+    assert webhook is not None and dict(webhook.additional_properties) == {"two\nlines": True}
 
 
 # --- property-based: generated payloads, valid and not --------------------------------
