@@ -616,23 +616,19 @@ class _KeyCheck:
                 return False
         return True
 
-    def read(self, body: bytes, obj: Any) -> bool:
-        """Check the body's keys and hand the learned ones to ``obj`` (decoded from it);
-        False when the body must go to cattrs. Learns the keys it meets on the way."""
+    def read(self, body: bytes) -> Optional[tuple[Any, dict[type[Any], Any]]]:
+        """The body's keys and how to hand the learned ones over, or None when the body
+        must go to cattrs. Learns the keys it meets on the way."""
         for _ in range(_MOST_LEARNED):
             decoder, plans = self.state
             try:
-                keys = decoder.decode(body)
+                return decoder.decode(body), plans
             except msgspec.ValidationError as exc:
                 if not self._learn(str(exc)):
-                    return False
+                    return None
             except (msgspec.DecodeError, RecursionError):
-                return False
-            else:
-                if plans:
-                    _hand_over(obj, keys, type(obj), plans)
-                return True
-        return False
+                return None
+        return None
 
 
 def _hand_over(obj: Any, keys: Any, model: type[Any], plans: dict[type[Any], Any]) -> None:
@@ -667,6 +663,16 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     models do not declare, the caller falls back to it. Both read every date-time they
     accept alike (see ``_rounded``).
     """
+    check = _KEY_CHECKS.get(cls)
+    if check is None:
+        check = _KEY_CHECKS[cls] = _KeyCheck(cls)
+    # The keys first, and dropped at once unless some were learned: the collector then
+    # never sees their containers alive beside the models (one more collection per call).
+    read = check.read(body)
+    if read is None:
+        return None
+    keys, plans = read if read[1] else (None, None)
+    del read
     decoder = _DECODERS.get(cls)
     if decoder is None:
         decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
@@ -682,11 +688,8 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
             return None
     elif isinstance(data, _models.WebhookResponse) and not _all_aware((data,)):
         return None
-    check = _KEY_CHECKS.get(cls)
-    if check is None:
-        check = _KEY_CHECKS[cls] = _KeyCheck(cls)
-    if not check.read(body, obj):
-        return None
+    if plans:
+        _hand_over(obj, keys, cls, plans)
     return typing.cast(T, obj)
 
 
