@@ -17,7 +17,6 @@ import sys
 import threading
 import typing
 from collections.abc import Iterable
-from types import MappingProxyType
 from typing import Any, Callable, Optional, TypeVar
 
 import attrs
@@ -640,7 +639,7 @@ def _hand_over(obj: Any, keys: Any, model: type[Any], plans: dict[type[Any], Any
         key: value for attr, key in extra if (value := getattr(keys, attr)) is not msgspec.UNSET
     }
     if unknown:
-        obj._unknown_keys = MappingProxyType(unknown)
+        obj._unknown_keys = unknown
     for name, attr, is_list in nested:
         child, child_keys = getattr(obj, name), getattr(keys, attr)
         if child is None or child_keys is None:

@@ -33,7 +33,7 @@ class KeepsUnknownKeys:
     """
 
     __slots__ = ("_unknown_keys",)
-    _unknown_keys: Mapping[str, Any]
+    _unknown_keys: dict[str, Any]  # set only when there are some; read through the proxy
 
     @property
     def additional_properties(self) -> Mapping[str, Any]:
@@ -43,7 +43,7 @@ class KeepsUnknownKeys:
         name; requests never send these keys back.
         """
         try:
-            return self._unknown_keys
+            return MappingProxyType(self._unknown_keys)
         except AttributeError:  # the slot is only set when there are unknown keys
             return NO_UNKNOWN_KEYS
 
@@ -54,7 +54,7 @@ def keep_unknown_keys(
     """Keep the keys of ``value`` (the JSON object ``model`` was read from) not in ``known``."""
     unknown = {key: item for key, item in value.items() if key not in known}
     if unknown:
-        model._unknown_keys = MappingProxyType(unknown)
+        model._unknown_keys = unknown
 
 
 @attrs.define(slots=True)
