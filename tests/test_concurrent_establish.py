@@ -9,6 +9,7 @@ and a delivery to it verified (200).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -35,8 +36,13 @@ from asana_webhooks._errors import Error
 from asana_webhooks._wsgi import ReceiverServer
 from asana_webhooks.testing import FakeAsana, make_event
 
-THREADS, THREAD_ROUNDS = 8, 8
-PROCESSES, PROCESS_ROUNDS = 4, 6
+# More for a longer run: ASANA_WEBHOOKS_ESTABLISH_THREADS=16 ..._THREAD_ROUNDS=20 and so on.
+pytestmark = pytest.mark.timeout(900)  # processes and many rounds: slow on a busy machine
+
+THREADS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_THREADS", "8"))
+THREAD_ROUNDS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_THREAD_ROUNDS", "8"))
+PROCESSES = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_PROCESSES", "4"))
+PROCESS_ROUNDS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_PROCESS_ROUNDS", "6"))
 
 
 def _django_spec(alias: str) -> dict[str, Any]:

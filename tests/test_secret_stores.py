@@ -330,3 +330,28 @@ def test_django_store_on_sqlite_with_delete_signals_connected(tmp_path: Path) ->
         assert run_threads(store, 8, churn) == list(range(8))
     finally:
         pre_delete.disconnect(dispatch_uid="h-stores-test")
+
+
+def test_sqlite_set_up_waits_out_an_immediate_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers a lock upgrade between two connections that both read first (two
+    processes switching a fresh file to WAL) with "database is locked" at once, without its
+    busy timeout. Timing that from a test is luck, so the answer is injected twice here: the
+    set-up must retry within its timeout instead of failing the first call."""
+    import sqlite3
+
+    store = SQLiteSecretStore(tmp_path / "secrets.sqlite3")
+    set_up = store._set_up
+    refusals = [sqlite3.OperationalError("database is locked")] * 2
+
+    def busy_at_first(connection: sqlite3.Connection) -> None:
+        if refusals:
+            connection.close()
+            raise refusals.pop()
+        set_up(connection)
+
+    monkeypatch.setattr(store, "_set_up", busy_at_first)
+    store.set(TARGET, SECRET)
+    assert store.get(TARGET) == SECRET
+    assert refusals == []
