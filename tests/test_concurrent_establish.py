@@ -300,3 +300,11 @@ def test_store_calls_from_many_processes_take_turns_without_lock_errors(
     errors = [error for _, errs, _ in reports for error in errs]
     assert not errors, f"{len(errors)} store calls failed, first: {errors[:3]}"
     assert sum(mismatches for _, _, mismatches in reports) == 0, "a turn saw another's secret"
+
+
+def test_a_store_written_for_the_old_protocol_is_refused_clearly() -> None:
+    class OldStore:
+        def announce(self, target: str, ttl: float = 300.0) -> None: ...
+
+    with pytest.raises(TypeError, match="current_announcement"):
+        establish_webhook(object(), OldStore(), "1", "https://example.com/asana/1")  # type: ignore[arg-type]
