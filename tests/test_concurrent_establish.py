@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import pytest
 from _establishers import child, establish_once, make_api, open_store, take_turns
+from secret_store_contract import DJANGO_SQLITE_TIMEOUT, django_sqlite_alias
 
 from asana_webhooks import (
     AmbiguousCreateError,
@@ -50,7 +51,11 @@ def _django_spec(alias: str) -> dict[str, Any]:
 
     database = dict(connections[alias].settings_dict)
     if database["ENGINE"].endswith("sqlite3"):
-        database = {"ENGINE": database["ENGINE"], "NAME": database["NAME"]}
+        database = {
+            "ENGINE": database["ENGINE"],
+            "NAME": database["NAME"],
+            "OPTIONS": {"timeout": DJANGO_SQLITE_TIMEOUT},
+        }
     return {"kind": "django", "database": database}
 
 
@@ -59,9 +64,9 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
     if request.param == "sqlite":
         yield {"kind": "sqlite", "path": str(tmp_path / "secrets.sqlite3")}
         return
-    from django_databases import postgres_alias, sqlite_alias
+    from django_databases import postgres_alias
 
-    alias = sqlite_alias() if request.param == "django-sqlite" else postgres_alias()
+    alias = django_sqlite_alias() if request.param == "django-sqlite" else postgres_alias()
     from asana_webhooks.contrib.django.models import WebhookAnnouncement, WebhookSecret
 
     WebhookSecret.objects.using(alias).all().delete()

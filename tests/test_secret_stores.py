@@ -301,10 +301,9 @@ def test_sqlite_refuses_paths_it_cannot_share(path: str) -> None:
 
 def test_django_store_on_sqlite_with_delete_signals_connected(tmp_path: Path) -> None:
     """Delete signals make Django read rows before deleting them: still no lock errors."""
-    from django_databases import sqlite_alias
-    from secret_store_contract import run_threads
+    from secret_store_contract import django_sqlite_alias, run_threads
 
-    alias = sqlite_alias()
+    alias = django_sqlite_alias()
     from django.db.models.signals import pre_delete
 
     from asana_webhooks.contrib.django import DjangoSecretStore
