@@ -174,16 +174,27 @@ def worker_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             inbox.store(TARGETS[number % 16], [make_event(number + i) for i in range(3)])
         inbox.close()
         started = time.perf_counter()
-        processes = [
-            subprocess.Popen(
-                cli("worker", "--inbox", str(path), "--handler", "_bench_handlers:noop", "--drain"),
-                env=env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
+        logs = [Path(name) / f"worker-{n}.log" for n in range(workers)]
+        processes = []
+        for log in logs:
+            with open(log, "wb") as stderr:
+                processes.append(
+                    subprocess.Popen(
+                        cli(
+                            *("worker", "--inbox", str(path)),
+                            *("--handler", "_bench_handlers:noop", "--drain"),
+                        ),
+                        env=env(),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
+                )
         codes = [process.wait(600) for process in processes]
+        for code, log in zip(codes, logs):
+            if code != 0:
+                print(
+                    f"a worker exited {code}: {log.read_text().splitlines()[-1:]}", file=sys.stderr
+                )
         elapsed = time.perf_counter() - started
         db = sqlite3.connect(path)
         handled = db.execute("SELECT value FROM inbox_counters WHERE name = 'handled'").fetchone()[
