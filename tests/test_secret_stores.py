@@ -294,3 +294,63 @@ def test_sqlite_in_memory_is_shared_by_the_store_s_threads(
 def test_sqlite_refuses_paths_it_cannot_share(path: str) -> None:
     with pytest.raises(ValueError, match="SQLiteSecretStore"):
         SQLiteSecretStore(path)
+
+
+# --- Django on SQLite: every write path writes first (issue #12 item 3) ------------------
+
+
+def test_django_store_on_sqlite_with_delete_signals_connected(tmp_path: Path) -> None:
+    """Delete signals make Django read rows before deleting them: still no lock errors."""
+    from secret_store_contract import django_sqlite_alias, run_threads
+
+    alias = django_sqlite_alias()
+    from django.db.models.signals import pre_delete
+
+    from asana_webhooks.contrib.django import DjangoSecretStore
+
+    store = DjangoSecretStore(using=alias)
+    deleted: list[object] = []
+
+    def note(sender: object, **kwargs: object) -> None:
+        deleted.append(sender)
+
+    pre_delete.connect(note, dispatch_uid="h-stores-test")
+    try:
+
+        def churn(n: int) -> int:
+            for round_ in range(10):
+                target = f"/asana/churn/{n % 2}"
+                announcement = store.announce(target, 60)
+                store.set(target, f"{n:032x}{round_:032x}")
+                store.delete(target)
+                store.withdraw_announcement(target, announcement)
+            return n
+
+        assert run_threads(store, 8, churn) == list(range(8))
+    finally:
+        pre_delete.disconnect(dispatch_uid="h-stores-test")
+
+
+def test_sqlite_set_up_waits_out_an_immediate_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers a lock upgrade between two connections that both read first (two
+    processes switching a fresh file to WAL) with "database is locked" at once, without its
+    busy timeout. Timing that from a test is luck, so the answer is injected twice here: the
+    set-up must retry within its timeout instead of failing the first call."""
+    import sqlite3
+
+    store = SQLiteSecretStore(tmp_path / "secrets.sqlite3")
+    set_up = store._set_up
+    refusals = [sqlite3.OperationalError("database is locked")] * 2
+
+    def busy_at_first(connection: sqlite3.Connection) -> None:
+        if refusals:
+            connection.close()
+            raise refusals.pop()
+        set_up(connection)
+
+    monkeypatch.setattr(store, "_set_up", busy_at_first)
+    store.set(TARGET, SECRET)
+    assert store.get(TARGET) == SECRET
+    assert refusals == []
