@@ -448,21 +448,12 @@ class SQLiteSecretStore:
         try:
             connection = self._connect_file()
         except sqlite3.OperationalError as exc:
-<<<<<<< HEAD
-            if not os.path.exists(self.path):
-                raise _Missing(exc) from exc
-            if "unable to open" not in str(exc) or not os.path.isfile(self.path):
-                raise
-            # The file appeared between the failed open and the check: another thread is
-            # re-creating it. Wait for that thread (it holds the lock), then open again.
-            with self._ready_lock:
-                pass
-            connection = self._connect_file()
-=======
             # Missing, or just made again by another thread (so checking whether it exists
-            # now would race): _recreate looks under the lock, and re-raises real failures.
+            # now would race): _recreate looks under the lock. Something that is there but
+            # no file (a folder, say) is a real failure: say so, never "creating it again".
+            if os.path.exists(self.path) and not os.path.isfile(self.path):
+                raise
             raise _Missing(exc) from exc
->>>>>>> h-stores
         try:
             # One cheap look at the schema catches a file replaced by an empty one.
             if (

@@ -217,7 +217,6 @@ def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dic
         for number in range(0, args.events, 3):
             inbox.store(TARGETS[number % 16], [make_event(number + i) for i in range(3)])
         started = time.perf_counter()
-<<<<<<< HEAD
         logs = [Path(name) / f"worker-{n}.log" for n in range(workers)]
         processes = []
         for log in logs:
@@ -225,7 +224,7 @@ def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dic
                 processes.append(
                     subprocess.Popen(
                         cli(
-                            *("worker", "--inbox", str(path)),
+                            *("worker", "--inbox", url),
                             *("--handler", "_bench_handlers:noop", "--drain"),
                         ),
                         env=env(),
@@ -233,17 +232,6 @@ def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dic
                         stderr=stderr,
                     )
                 )
-=======
-        processes = [
-            subprocess.Popen(
-                cli("worker", "--inbox", url, "--handler", "_bench_handlers:noop", "--drain"),
-                env=env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
->>>>>>> h-backends
         codes = [process.wait(600) for process in processes]
         for code, log in zip(codes, logs):
             if code != 0:
