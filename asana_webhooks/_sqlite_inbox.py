@@ -31,6 +31,8 @@ from asana_webhooks._inbox import (
 # States of a stored event. "claimed" with a lease in the past is as good as "pending".
 _PENDING, _CLAIMED, _DONE, _FAILED, _PURGED = "pending", "claimed", "done", "failed", "purged"
 
+# Handled events stay for the dedupe window: the partial indexes keep the search for work off
+# them. (Statements are run one by one, split on semicolons: keep them out of comments.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,7 +50,6 @@ CREATE TABLE IF NOT EXISTS inbox_events (
     error TEXT,
     finished_at REAL
 );
--- Handled events stay for the dedupe window; this keeps the search for work off them.
 CREATE INDEX IF NOT EXISTS inbox_events_open ON inbox_events (id)
     WHERE state IN ('pending', 'claimed');
 CREATE INDEX IF NOT EXISTS inbox_events_finished ON inbox_events (finished_at)
@@ -135,13 +136,30 @@ class SQLiteInbox:
         os.close(fd)
         connection = self._connect_raw()
         try:
+            # Reads only when the file is ready (the usual case): a process starting beside
+            # busy writers must not queue for the write lock just to find nothing to do.
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'inbox_counters'"
+            ).fetchone()[0]
+            if mode == "wal" and tables:
+                return
             # WAL is stored in the file: set once, every later connection uses it.
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-            connection.executemany(
-                "INSERT OR IGNORE INTO inbox_counters (name, value) VALUES (?, 0)",
-                [(name,) for name in _COUNTERS],
-            )
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_STEP_MS}")
+            self._begin_immediate(connection)
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.executemany(
+                    "INSERT OR IGNORE INTO inbox_counters (name, value) VALUES (?, 0)",
+                    [(name,) for name in _COUNTERS],
+                )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         finally:
             connection.close()
 

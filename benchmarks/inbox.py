@@ -10,7 +10,9 @@
    process runs a handler that sleeps ``--handler-sleep`` seconds per batch. 16 sender
    threads in this process POST signed deliveries of 1 to 3 events; reported:
    deliveries/s (wall clock) and the p50/p99 time to answer. Every answer must be 200.
-2. **Workers.** An inbox pre-filled with ``--events`` events (deliveries of 3, 16 targets)
+2. **The store alone.** ``SQLiteInbox.store`` from 16 threads of one process (no HTTP):
+   stores/s and p50/p99, to tell the inbox's share of the receiver's time from the rest.
+3. **Workers.** An inbox pre-filled with ``--events`` events (deliveries of 3, 16 targets)
    is drained by 1, then by 4, ``worker --drain`` processes with a no-op handler; reported:
    events/s from the first start to the last exit (process start-up included).
 
@@ -43,7 +45,13 @@ from typing import Any, Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
-from asana_webhooks import SQLiteSecretStore, open_inbox, open_secret_store, sign_body  # noqa: E402
+from asana_webhooks import (  # noqa: E402
+    SQLiteInbox,
+    SQLiteSecretStore,
+    open_inbox,
+    open_secret_store,
+    sign_body,
+)
 
 SECRET = "5a" * 32
 TARGETS = [f"/asana/hooks/{n}" for n in range(16)]
@@ -210,6 +218,42 @@ def receiver_case(
         return result
 
 
+def store_case(args: argparse.Namespace) -> dict[str, Any]:
+    """SQLiteInbox.store alone, from 16 threads of this process: no HTTP, no worker."""
+    with tempfile.TemporaryDirectory() as name:
+        inbox = SQLiteInbox(Path(name) / "inbox.sqlite3")
+        inbox.stats()
+        per_thread = max(1, args.deliveries // args.senders)
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def run(thread: int) -> None:
+            mine = []
+            for k in range(per_thread):
+                events = [make_event(thread * 1_000_000 + 3 * k + i) for i in range(2)]
+                started = time.perf_counter()
+                inbox.store(TARGETS[thread % 16], events)
+                mine.append(time.perf_counter() - started)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(args.senders)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        inbox.close()
+    latencies.sort()
+    return {
+        "stores": len(latencies),
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
 def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as name:
         url, _ = backend.urls(Path(name))
@@ -271,6 +315,7 @@ def main() -> None:
             else None
         )
         workers = [worker_case(args, n, backend) for n in (1, 4)]
+        stores = store_case(args)
     finally:
         backend.clean()
     report = {
@@ -280,6 +325,7 @@ def main() -> None:
         f"receiver_with_{args.backend}_inbox": with_inbox,
         "ratio": with_inbox["per_second"] / without["per_second"],
         "workers": workers,
+        "sqlite_store_in_process": stores,
     }
     if shared is not None:
         report[f"receiver_with_{args.backend}_inbox_{args.serves}_serves"] = shared
@@ -301,6 +347,11 @@ def main() -> None:
             f"| {row['statuses']} |"
         )
     print(f"\nthroughput with the inbox: {report['ratio']:.2f}x without\n")
+    print(
+        f"SQLiteInbox.store alone, {args.senders} threads in one process: "
+        f"{stores['per_second']:.0f} stores/s, p50 {stores['p50_ms']:.1f} ms, "
+        f"p99 {stores['p99_ms']:.1f} ms\n"
+    )
     print(f"| workers ({args.backend}, no-op handler) | events | events/s |")
     print("|---:|---:|---:|")
     for row in workers:
