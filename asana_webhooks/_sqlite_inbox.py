@@ -29,6 +29,8 @@ from asana_webhooks._inbox import (
 # States of a stored event. "claimed" with a lease in the past is as good as "pending".
 _PENDING, _CLAIMED, _DONE, _FAILED, _PURGED = "pending", "claimed", "done", "failed", "purged"
 
+# Handled events stay for the dedupe window: the partial indexes keep the search for work off
+# them. (Statements are run one by one, split on semicolons: keep them out of comments.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,7 +48,6 @@ CREATE TABLE IF NOT EXISTS inbox_events (
     error TEXT,
     finished_at REAL
 );
--- Handled events stay for the dedupe window; this keeps the search for work off them.
 CREATE INDEX IF NOT EXISTS inbox_events_open ON inbox_events (id)
     WHERE state IN ('pending', 'claimed');
 CREATE INDEX IF NOT EXISTS inbox_events_finished ON inbox_events (finished_at)
@@ -79,6 +80,9 @@ _AVAILABLE = (
     "OR (state = 'claimed' AND lease_expires <= ?))"
 )
 _STORED_COLUMNS = "id, key, target, received_at, raw, attempts, error"
+# A writer's SQLite busy timeout per attempt (ms): its busy handler sleeps 1, 2, 5 ms within
+# it, and the writer asks again until the inbox's ``timeout``. Readers wait the whole timeout.
+_BUSY_STEP_MS = 10
 # Idle connections kept per process; more threads than this open and close their own.
 _POOL_SIZE = 8
 
@@ -129,13 +133,30 @@ class SQLiteInbox:
         os.close(fd)
         connection = self._connect_raw()
         try:
+            # Reads only when the file is ready (the usual case): a process starting beside
+            # busy writers must not queue for the write lock just to find nothing to do.
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'inbox_counters'"
+            ).fetchone()[0]
+            if mode == "wal" and tables:
+                return
             # WAL is stored in the file: set once, every later connection uses it.
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
-            connection.executemany(
-                "INSERT OR IGNORE INTO inbox_counters (name, value) VALUES (?, 0)",
-                [(name,) for name in _COUNTERS],
-            )
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_STEP_MS}")
+            self._begin_immediate(connection)
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.executemany(
+                    "INSERT OR IGNORE INTO inbox_counters (name, value) VALUES (?, 0)",
+                    [(name,) for name in _COUNTERS],
+                )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         finally:
             connection.close()
 
@@ -184,14 +205,34 @@ class SQLiteInbox:
             with self._open(write) as db:
                 yield db
         finally:
-            self._write_lock.release()
+            self._release_write()
+
+    def _begin_immediate(self, db: sqlite3.Connection) -> None:
+        # SQLite's own busy handler sleeps in growing steps, up to 100 ms, while another
+        # process writes; a receiver waiting behind a worker's claim would answer that much
+        # later. So its busy timeout is short and we ask again, until our own timeout.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
 
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[sqlite3.Connection]:
         db = self._take()
         try:
             # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave.
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if write:
+                db.execute(f"PRAGMA busy_timeout = {_BUSY_STEP_MS}")
+                self._begin_immediate(db)
+            else:
+                db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                db.execute("BEGIN")
             try:
                 yield db
             except BaseException:
@@ -218,29 +259,45 @@ class SQLiteInbox:
     def store(self, target: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         # Group commit: concurrent deliveries of this process share one transaction (and one
         # fsync, which costs far more than the writes), each under its own savepoint, so each
-        # is still all or nothing. Whoever gets the write lock writes everything queued.
+        # is still all or nothing. Whoever gets the write lock writes everything queued and
+        # wakes the owners; the others wait on their own event, not on the lock, so a burst
+        # does not turn into a convoy of threads taking the lock only to find their work done.
         pending = _PendingStore(target, events)
         with self._lock:
             self._queue.append(pending)
-        if not self._write_lock.acquire(timeout=self.timeout):
-            with self._lock:
-                if pending in self._queue:
-                    self._queue.remove(pending)
-                    raise sqlite3.OperationalError(
-                        f"database is locked: no write turn within {self.timeout:g} s"
-                    )
-            self._write_lock.acquire()  # a leader took ours: it will finish it soon
-        try:
-            if not pending.done:
+        deadline = time.monotonic() + self.timeout
+        while not pending.done:
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    with self._lock:
+                        group, self._queue = self._queue, []
+                    if group:
+                        self._store_group(group)
+                finally:
+                    self._release_write()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 with self._lock:
-                    group, self._queue = self._queue, []
-                self._store_group(group)
-        finally:
-            self._write_lock.release()
+                    if pending in self._queue:
+                        self._queue.remove(pending)
+                        raise sqlite3.OperationalError(
+                            f"database is locked: no write turn within {self.timeout:g} s"
+                        )
+                remaining = 0.05  # a leader is writing ours: it ends within its own timeout
+            if pending.wake.wait(min(remaining, 0.05)):
+                pending.wake.clear()  # then try for the lock again: a lost wake costs nothing
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def _release_write(self) -> None:
+        self._write_lock.release()
+        with self._lock:
+            head = self._queue[0] if self._queue else None
+        if head is not None:
+            head.wake.set()  # the next delivery waiting leads the next group
 
     def _store_group(self, group: list[_PendingStore]) -> None:
         try:
@@ -262,6 +319,7 @@ class SQLiteInbox:
                 if pending.result is None and pending.error is None:  # interrupted
                     pending.error = sqlite3.OperationalError("the store was interrupted")
                 pending.done = True
+                pending.wake.set()
 
     def _store(
         self, db: sqlite3.Connection, target: str, events: Sequence[Mapping[str, Any]]
@@ -517,7 +575,7 @@ class SQLiteInbox:
 class _PendingStore:
     """One ``store`` call waiting for a group commit."""
 
-    __slots__ = ("done", "error", "events", "result", "target")
+    __slots__ = ("done", "error", "events", "result", "target", "wake")
 
     def __init__(self, target: str, events: Sequence[Mapping[str, Any]]) -> None:
         self.target = target
@@ -525,6 +583,7 @@ class _PendingStore:
         self.done = False
         self.result: Optional[StoreResult] = None
         self.error: Optional[BaseException] = None
+        self.wake = threading.Event()
 
 
 def _dumps(event: Mapping[str, Any]) -> str:

@@ -217,16 +217,27 @@ def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dic
         for number in range(0, args.events, 3):
             inbox.store(TARGETS[number % 16], [make_event(number + i) for i in range(3)])
         started = time.perf_counter()
-        processes = [
-            subprocess.Popen(
-                cli("worker", "--inbox", url, "--handler", "_bench_handlers:noop", "--drain"),
-                env=env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
+        logs = [Path(name) / f"worker-{n}.log" for n in range(workers)]
+        processes = []
+        for log in logs:
+            with open(log, "wb") as stderr:
+                processes.append(
+                    subprocess.Popen(
+                        cli(
+                            *("worker", "--inbox", url),
+                            *("--handler", "_bench_handlers:noop", "--drain"),
+                        ),
+                        env=env(),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
+                )
         codes = [process.wait(600) for process in processes]
+        for code, log in zip(codes, logs):
+            if code != 0:
+                print(
+                    f"a worker exited {code}: {log.read_text().splitlines()[-1:]}", file=sys.stderr
+                )
         elapsed = time.perf_counter() - started
         handled = inbox.stats().handled
         inbox.close()
