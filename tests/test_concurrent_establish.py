@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import pytest
 from _establishers import child, establish_once, make_api, open_store, take_turns
-from secret_store_contract import DJANGO_SQLITE_TIMEOUT, django_sqlite_alias
+from secret_store_contract import BUSY_MACHINE_TIMEOUT, django_sqlite_alias
 
 from asana_webhooks import (
     AmbiguousCreateError,
@@ -54,7 +54,7 @@ def _django_spec(alias: str) -> dict[str, Any]:
         database = {
             "ENGINE": database["ENGINE"],
             "NAME": database["NAME"],
-            "OPTIONS": {"timeout": DJANGO_SQLITE_TIMEOUT},
+            "OPTIONS": {"timeout": BUSY_MACHINE_TIMEOUT},
         }
     return {"kind": "django", "database": database}
 
@@ -62,7 +62,8 @@ def _django_spec(alias: str) -> dict[str, Any]:
 @pytest.fixture(params=["sqlite", "django-sqlite", "django-postgres"])
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     if request.param == "sqlite":
-        yield {"kind": "sqlite", "path": str(tmp_path / "secrets.sqlite3")}
+        path = str(tmp_path / "secrets.sqlite3")
+        yield {"kind": "sqlite", "path": path, "timeout": BUSY_MACHINE_TIMEOUT}
         return
     from django_databases import postgres_alias
 
