@@ -1,0 +1,198 @@
+"""One health state per webhook, from Asana's view and the receiver's own record.
+
+Asana sends a heartbeat every 8 hours and deletes a webhook after 24 hours of failed
+deliveries, telling nobody. ``webhook_health`` puts together what Asana reports
+(``last_success_at``, ``last_failure_at``, ``failure_deletion_timestamp``, ...) and what the
+receiver recorded in its secret store (the last heartbeat and delivery per target), and judges:
+
+- ``missing``: declared, but Asana has no such webhook (deleted, or never created);
+- ``failing``: deliveries fail; Asana deletes it at ``deletion_at`` unless one succeeds;
+- ``silent``: no heartbeat or delivery for longer than 8 hours plus a margin;
+- ``drifted``: its filters differ from the declared ones;
+- ``ok``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence, Union, runtime_checkable
+
+import attrs
+
+from asana_webhooks._declared import DeclaredWebhook
+from asana_webhooks._models import WebhookResponse
+from asana_webhooks._secrets import SecretStore, target_key
+
+logger = logging.getLogger("asana_webhooks")
+
+State = Literal["ok", "failing", "silent", "missing", "drifted"]
+STATES: tuple[State, ...] = ("ok", "failing", "silent", "missing", "drifted")
+
+#: Asana's heartbeat period, and the margin past it before a webhook counts as silent.
+HEARTBEAT_INTERVAL = _dt.timedelta(hours=8)
+DEFAULT_SILENCE_MARGIN = _dt.timedelta(hours=1)
+
+
+@attrs.frozen
+class Contact:
+    """When a target last heard from Asana, as the receiver recorded it (Unix times)."""
+
+    last_heartbeat: Optional[float] = None
+    last_delivery: Optional[float] = None
+
+    @property
+    def last(self) -> Optional[float]:
+        times = [t for t in (self.last_heartbeat, self.last_delivery) if t is not None]
+        return max(times) if times else None
+
+
+@runtime_checkable
+class RecordsContact(Protocol):
+    """A secret store that keeps the receiver's record of heartbeats and deliveries."""
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None: ...
+
+    def last_contact(self, target: str) -> Contact: ...
+
+
+@attrs.frozen
+class WebhookHealth:
+    """The judgement on one webhook (declared, or found in the workspace)."""
+
+    state: State
+    detail: str  #: A sentence a person can act on.
+    resource: str
+    target: str
+    gid: Optional[str] = None
+    deletion_at: Optional[_dt.datetime] = None  #: When Asana deletes it, if it is failing.
+    last_heard: Optional[_dt.datetime] = None  #: The receiver's last heartbeat or delivery.
+    webhook: Optional[WebhookResponse] = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.state != "ok"
+
+
+UnhealthyHandler = Callable[[WebhookHealth], None]
+
+
+def webhook_health(
+    api: Any,
+    store: Optional[SecretStore],
+    desired_or_workspace: Union[str, Sequence[DeclaredWebhook]],
+    *,
+    now: Optional[_dt.datetime] = None,
+    silence_margin: _dt.timedelta = DEFAULT_SILENCE_MARGIN,
+    on_unhealthy: Optional[UnhealthyHandler] = None,
+) -> list[WebhookHealth]:
+    """Judge each declared webhook, or each webhook of a workspace (give its gid).
+
+    ``store`` is the receiver's secret store (None to judge by Asana's view alone).
+    ``on_unhealthy`` is called for each webhook that needs attention; if it raises, the error
+    is logged and the others are still judged.
+    """
+    from asana_webhooks._ensure import WEBHOOK_FIELDS, _filter_set
+
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    silent_after = HEARTBEAT_INTERVAL + silence_margin
+    if isinstance(desired_or_workspace, str):
+        workspaces: Sequence[str] = [desired_or_workspace]
+        declared: Optional[Sequence[DeclaredWebhook]] = None
+    else:
+        declared = desired_or_workspace
+        workspaces = list(dict.fromkeys(item.workspace for item in declared))
+    existing: list[WebhookResponse] = []
+    for workspace in workspaces:
+        existing.extend(api.iter_webhooks(workspace, opt_fields=list(WEBHOOK_FIELDS)))
+
+    results: list[WebhookHealth] = []
+    if declared is None:
+        for webhook in existing:
+            resource = webhook.resource.gid if webhook.resource else "-"
+            results.append(_judge(webhook, resource, store, now, silent_after, drifted=False))
+    else:
+        by_place = {
+            (webhook.resource.gid if webhook.resource else None, webhook.target): webhook
+            for webhook in existing
+        }
+        for item in declared:
+            found = by_place.get((item.resource, item.target))
+            if found is None:
+                results.append(_missing(item, store))
+                continue
+            drifted = _filter_set(found.filters or []) != _filter_set(item.filters)
+            results.append(_judge(found, item.resource, store, now, silent_after, drifted))
+    if on_unhealthy is not None:
+        for health in results:
+            if health.needs_attention:
+                try:
+                    on_unhealthy(health)
+                except Exception:
+                    logger.exception("on_unhealthy raised for %s", health.target)
+    return results
+
+
+def _missing(item: DeclaredWebhook, store: Optional[SecretStore]) -> WebhookHealth:
+    heard = _heard(store, item.target)
+    detail = "Asana has no webhook on this resource for this target"
+    if heard is not None:
+        detail += f"; the receiver last heard from it at {_when(heard)}"
+    detail += " (run `asana-webhooks ensure` to create it)"
+    return WebhookHealth("missing", detail, item.resource, item.target, last_heard=heard)
+
+
+def _judge(
+    webhook: WebhookResponse,
+    resource: str,
+    store: Optional[SecretStore],
+    now: _dt.datetime,
+    silent_after: _dt.timedelta,
+    drifted: bool,
+) -> WebhookHealth:
+    target = webhook.target or "-"
+    heard = _heard(store, target) if webhook.target else None
+    failure, success = webhook.last_failure_at, webhook.last_success_at
+    retries = webhook.delivery_retry_count or 0
+    deletion = webhook.failure_deletion_timestamp
+
+    def health(state: State, detail: str) -> WebhookHealth:
+        return WebhookHealth(
+            state, detail, resource, target, webhook.gid, deletion, heard, webhook=webhook
+        )
+
+    if retries or deletion is not None or (failure and (success is None or failure >= success)):
+        detail = "deliveries are failing"
+        if failure is not None:
+            detail += f" since {_when(failure)}"
+        if retries:
+            detail += f" ({retries} retries so far)"
+        if deletion is not None:
+            detail += f"; Asana deletes it at {_when(deletion)} unless a delivery succeeds"
+        if webhook.last_failure_content:
+            detail += f"; the target said: {' '.join(webhook.last_failure_content.split())[:80]}"
+        return health("failing", detail)
+    if webhook.active is False:
+        return health("failing", "Asana reports it inactive: it is not delivering")
+    # Silent: the receiver's own record is the better witness (a target answered by something
+    # else looks fine to Asana); without one, Asana's last success.
+    last = heard if heard is not None else success
+    created = webhook.created_at
+    if last is not None and now - last > silent_after:
+        return health("silent", f"nothing heard since {_when(last)} (heartbeats come every 8 h)")
+    if last is None and created is not None and now - created > silent_after:
+        return health("silent", f"nothing heard since it was created at {_when(created)}")
+    if drifted:
+        return health("drifted", "its filters differ from the declared ones (run ensure)")
+    return health("ok", "delivering" if last is not None else "new; no heartbeat yet")
+
+
+def _heard(store: Optional[SecretStore], target: str) -> Optional[_dt.datetime]:
+    if store is None or not isinstance(store, RecordsContact):
+        return None
+    last = store.last_contact(target_key(target)).last
+    return None if last is None else _dt.datetime.fromtimestamp(last, _dt.timezone.utc)
+
+
+def _when(moment: _dt.datetime) -> str:
+    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
