@@ -82,6 +82,22 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# --- declared webhooks, repair and health (issue 16) ---
+# isort: split
+from asana_webhooks._declared import (
+    DeclarationError,
+    DeclaredWebhook,
+    load_declared,
+    parse_declared,
+)
+from asana_webhooks._ensure import (
+    EnsureError,
+    EnsureResult,
+    PlannedChange,
+    ensure_webhooks,
+)
+from asana_webhooks._health import Contact, WebhookHealth, webhook_health
+
 # --- authentication (issue 8) ---
 # isort: split
 from asana_webhooks._auth import (
@@ -164,6 +180,18 @@ __all__ = [
     "establish_webhook",
     "parse_events",
     "target_key",
+    # declared webhooks, repair and health
+    "Contact",
+    "DeclarationError",
+    "DeclaredWebhook",
+    "EnsureError",
+    "EnsureResult",
+    "PlannedChange",
+    "WebhookHealth",
+    "ensure_webhooks",
+    "load_declared",
+    "parse_declared",
+    "webhook_health",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",
