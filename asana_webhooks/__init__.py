@@ -113,6 +113,10 @@ from asana_webhooks._auth import (
 # isort: split
 from asana_webhooks._display import Table, as_table, to_dataframe, to_dict, to_dicts
 
+# --- filters as text (issue 13) ---
+# isort: split
+from asana_webhooks._filters import InvalidFilterError, check_filter, format_filter, parse_filter
+
 __all__ = [
     "__version__",
     # client
@@ -205,4 +209,9 @@ __all__ = [
     "to_dataframe",
     "to_dict",
     "to_dicts",
+    # filters as text
+    "InvalidFilterError",
+    "check_filter",
+    "format_filter",
+    "parse_filter",
 ]

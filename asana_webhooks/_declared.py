@@ -24,14 +24,12 @@ from urllib.parse import urlsplit
 import attrs
 
 from asana_webhooks._errors import AsanaError
-from asana_webhooks._filters import filter_problem
+from asana_webhooks._filters import HIGHER_LEVEL_TYPES, InvalidFilterError, check_filter
 from asana_webhooks._models import WebhookFilter
 from asana_webhooks._secrets import target_key
 
 _ENTRY_KEYS = frozenset({"workspace", "resource", "target", "filters", "resource_type"})
 _FILTER_KEYS = frozenset({"resource_type", "resource_subtype", "action", "fields"})
-#: Resource types whose webhooks must have filters, and whose filters take no ``fields``.
-HIGHER_LEVEL_TYPES = frozenset({"workspace", "team", "portfolio"})
 
 
 class DeclarationError(AsanaError, ValueError):
@@ -214,6 +212,7 @@ def _check_filters(webhook: DeclaredWebhook, number: int) -> None:
             field="filters",
         )
     for index, item in enumerate(webhook.filters, start=1):
-        problem = filter_problem(item, higher_level=higher)
-        if problem is not None:
-            raise DeclarationError(problem, entry=number, field=f"filters[{index}]")
+        try:
+            check_filter(item, higher_level=higher)
+        except InvalidFilterError as exc:
+            raise DeclarationError(exc.problem, entry=number, field=f"filters[{index}]") from None

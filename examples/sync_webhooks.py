@@ -7,9 +7,12 @@ The declared state is a JSON file::
       "webhooks": [
         {"resource": "1200000000000001",
          "target": "https://example.com/asana/webhooks/roadmap",
-         "filters": [{"resource_type": "task", "action": "changed", "fields": ["due_on"]}]}
+         "filters": ["task:changed:due_on"]}
       ]
     }
+
+A filter is written as on the command line (``TYPE[/SUBTYPE][:ACTION[:FIELD,...]]``) or as
+Asana's object (``{"resource_type": "task", "action": "changed", "fields": ["due_on"]}``).
 
 A webhook is known by its resource and target (Asana allows one per pair). The script creates
 the declared webhooks that are missing, replaces the filters of those whose filters differ
@@ -23,7 +26,7 @@ secret store: ``--secret-store webhooks.sqlite3`` is a ``SQLiteSecretStore`` bot
 
 Settings: ``ASANA_ACCESS_TOKEN`` (required), ``ASANA_HOST`` or ``--host`` (default Asana's API;
 point it at ``FakeAsana.url`` to try it). Exit status: 0 all healthy, 1 some webhook failing,
-2 an error.
+2 an error (a missing or invalid declared file, a missing token, an error from Asana).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from asana_webhooks import (
     WebhookResponse,
     WebhooksApi,
     WebhookUpdateRequest,
+    check_filter,
     establish_webhook,
+    parse_filter,
 )
 
 #: What the listing must return for the comparison and the health report.
@@ -89,18 +94,43 @@ class Plan:
         return len(self.create) + len(self.update) + len(self.delete)
 
 
+class DeclaredFileError(Exception):
+    """The declared file cannot be read or is not in the documented form."""
+
+
 def load_declared(path: str) -> tuple[str, list[DeclaredWebhook]]:
-    with open(path, encoding="utf-8") as file:
-        document = json.load(file)
-    declared = [
-        DeclaredWebhook(
-            resource=str(item["resource"]),
-            target=item["target"],
-            filters=tuple(WebhookFilter(**f) for f in item.get("filters", [])),
-        )
-        for item in document["webhooks"]
-    ]
-    return str(document["workspace"]), declared
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except OSError as exc:
+        raise DeclaredFileError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise DeclaredFileError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        declared = [
+            DeclaredWebhook(
+                resource=str(item["resource"]),
+                target=str(item["target"]),
+                filters=tuple(declared_filter(f) for f in item.get("filters", [])),
+            )
+            for item in document["webhooks"]
+        ]
+        return str(document["workspace"]), declared
+    except KeyError as exc:
+        raise DeclaredFileError(f"{path}: {exc.args[0]!r} is missing") from None
+    except (TypeError, AttributeError, ValueError) as exc:  # InvalidFilterError is a ValueError
+        raise DeclaredFileError(f"{path}: {exc}") from None
+
+
+def declared_filter(item: object) -> WebhookFilter:
+    """A filter in the command line's syntax, or as Asana's object."""
+    if isinstance(item, str):
+        return parse_filter(item)
+    if not isinstance(item, dict):
+        raise TypeError(f"a filter is text or an object, not {item!r}")
+    result = WebhookFilter(**item)
+    check_filter(result)
+    return result
 
 
 def filter_key(item: WebhookFilter) -> FilterKey:
@@ -192,7 +222,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
         print("set ASANA_ACCESS_TOKEN to a personal access token", file=sys.stderr)
         return 2
 
-    workspace, declared = load_declared(args.declared)
+    try:
+        workspace, declared = load_declared(args.declared)
+    except DeclaredFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configuration = Configuration(access_token=token)
     if args.host:
         configuration = attrs.evolve(configuration, host=args.host)

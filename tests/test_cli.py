@@ -10,22 +10,21 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from asana_webhooks import WebhookFilter, WebhookResponse
 from asana_webhooks._cli import UsageError, health_problems, main, parse_filter
 from asana_webhooks.testing import FakeAsana, make_event
+from tests._cli_helpers import Process, Result, assert_one_clean_line, run_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,14 +40,6 @@ def fake() -> Iterator[FakeAsana]:
 @pytest.fixture
 def env(fake: FakeAsana) -> dict[str, str]:
     return {**os.environ, "ASANA_HOST": fake.url, "ASANA_ACCESS_TOKEN": fake.access_token}
-
-
-class Result:
-    def __init__(self, status: int, out: str, err: str) -> None:
-        self.status, self.out, self.err = status, out, err
-
-    def __repr__(self) -> str:
-        return f"<exit {self.status}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
 
 
 @pytest.fixture
@@ -69,23 +60,6 @@ def cli(
         return Result(status, captured.out, captured.err)
 
     return run
-
-
-def run_process(args: Sequence[str], env: dict[str, str], timeout: float = 60) -> Result:
-    done = subprocess.run(
-        [sys.executable, "-m", "asana_webhooks", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
-def assert_one_clean_line(result: Result) -> None:
-    assert "Traceback" not in result.err, f"a traceback leaked: {result!r}"
-    assert result.err.count("\n") == 1, f"expected exactly one line on stderr: {result!r}"
-    assert result.err.startswith("asana-webhooks: error: "), result
 
 
 def seed(fake: FakeAsana, count: int) -> list[str]:
@@ -221,60 +195,6 @@ def test_usage_errors_exit_2_with_one_line(cli: Any, args: list[str], complaint:
 # --- create, update, delete with a real receiver -------------------------------------------
 
 
-class Process:
-    """A long-running ``asana-webhooks`` subprocess whose output lines are read in threads."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "asana_webhooks", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out: queue.Queue[str] = queue.Queue()
-        self.err: queue.Queue[str] = queue.Queue()
-        self.err_seen: list[str] = []
-        assert self.popen.stdout is not None and self.popen.stderr is not None
-        for stream, lines in ((self.popen.stdout, self.out), (self.popen.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
-
-    @staticmethod
-    def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-        for line in stream:
-            lines.put(line.rstrip("\n"))
-
-    def line(self, which: str = "out", timeout: float = 15.0) -> str:
-        lines = self.out if which == "out" else self.err
-        try:
-            line = lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(
-                f"no {which} line within {timeout}s; stderr so far: {self.err_seen}"
-            ) from None
-        if which == "err":
-            self.err_seen.append(line)
-        return line
-
-    def wait_for(self, pattern: str, which: str = "err", timeout: float = 15.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.line(which, max(0.1, deadline - time.monotonic()))
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signum)
-        return self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(10)
-
-
 @pytest.fixture
 def serve(env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
     """Start ``asana-webhooks serve`` on a free port; yields a function returning (process, url)."""
@@ -375,7 +295,7 @@ def test_create_without_a_shared_store_needs_an_open_receiver(
     assert fake.secret_for(gid) not in created.out
     assert fake.deliver(gid, [make_event("added", "1200000000000003")]) == 200
     assert json.loads(receiver.line("out"))["event"]["action"] == "added"
-    assert receiver.stop(signal.SIGINT) == 0, "Ctrl-C stops serve cleanly"
+    assert receiver.stop(signal.SIGINT) == 130, "Ctrl-C stops serve, as interrupted"
 
 
 def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, serve: Any) -> None:
@@ -403,13 +323,14 @@ def test_health_reports_a_failing_webhook_and_when_it_will_be_deleted(
     as_json = cli("health", "--workspace", fake.workspace_gid, "--json")
     everything = cli("health", "--workspace", fake.workspace_gid, "--all", "--json")
 
-    assert table.status == 0, table
+    assert table.status == 3, f"needs attention is exit 3: {table!r}"
     assert failing in table.out and healthy not in table.out, table
     assert "failing, deletion due" in table.out
     assert "2 retries so far" in table.out
     assert re.search(r"Asana deletes it in 23h 5\dm", table.out), table
     assert table.out.splitlines()[-1] == "1 of 2 webhooks need attention"
-    assert as_json.status == 0, as_json
+    assert as_json.status == 3, as_json
+    assert everything.status == 3, everything
     [report] = json.loads(as_json.out)
     assert report["gid"] == failing and report["healthy"] is False
     assert report["states"] == ["failing", "deletion due"]
@@ -515,7 +436,8 @@ def test_fake_serves_until_interrupted_and_the_cli_can_use_it(tmp_path: Path) ->
 
         assert listed.status == 0, listed
         assert json.loads(listed.out) == []
-        assert process.stop(signal.SIGINT) == 0, "Ctrl-C stops the stand-in cleanly"
+        assert process.stop(signal.SIGINT) == 130, "Ctrl-C stops the stand-in, as interrupted"
+        assert "Traceback" not in "".join(process.err_seen)
     finally:
         process.kill()
 

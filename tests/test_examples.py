@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import requests
@@ -214,6 +214,43 @@ def test_sync_webhooks_without_a_token_says_so(
     assert status == 2 and "ASANA_ACCESS_TOKEN" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        (None, "No such file"),
+        ("{not json", "not valid JSON"),
+        ('{"workspace": "1"}', "'webhooks' is missing"),
+        ('{"workspace": "1", "webhooks": [{"resource": "1"}]}', "'target' is missing"),
+        (
+            '{"workspace": "1", "webhooks": [{"resource": "1", "target": "http://x/",'
+            ' "filters": ["task changed"]}]}',
+            "as in task:changed",
+        ),
+        (
+            '{"workspace": "1", "webhooks": [{"resource": "1", "target": "http://x/",'
+            ' "filters": [{"resource_type": "task", "colour": "red"}]}]}',
+            "colour",
+        ),
+    ],
+)
+def test_sync_webhooks_with_a_bad_declared_file_exits_2_in_one_line(
+    tmp_path: Path, content: Optional[str], complaint: str
+) -> None:
+    path = tmp_path / "declared.json"
+    if content is not None:
+        path.write_text(content)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "sync_webhooks.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ASANA_ACCESS_TOKEN": "token-for-a-test"},
+    )
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and complaint in result.stderr, result.stderr
+
+
 def test_sync_webhooks_runs_as_a_script() -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "sync_webhooks.py"), "--help"],
@@ -282,12 +319,15 @@ def test_django_project_establishes_a_webhook_and_stores_its_events(
         )
     try:
         wait_for_port(port, server, log)
-        gid, target = manage("establish_webhook", "1300", "--filter", "task:changed").split()
+        # The command line's filter syntax, fields included (one syntax everywhere).
+        gid, target = manage(
+            "establish_webhook", "1300", "--filter", "task:changed:name,assignee"
+        ).split()
         assert target == f"http://127.0.0.1:{port}/asana/webhooks/1300"
         webhook = asana_fake.get_webhook(gid)
         assert webhook is not None, f"FakeAsana has no webhook {gid}"
-        assert [(f["resource_type"], f["action"]) for f in webhook["filters"]] == [
-            ("task", "changed")
+        assert [(f["resource_type"], f["action"], f["fields"]) for f in webhook["filters"]] == [
+            ("task", "changed", ["name", "assignee"])
         ]
 
         event = asana_fake.make_event("changed", "1300", field="assignee")

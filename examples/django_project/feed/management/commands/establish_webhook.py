@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from asana_webhooks import AsanaError, WebhookFilter, establish_webhook
+from asana_webhooks import AsanaError, establish_webhook, parse_filter
 from feed.webhooks import receiver, target_for, webhooks_api
 
 
@@ -24,16 +25,23 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
             "--filter",
             action="append",
             default=[],
-            metavar="TYPE:ACTION",
-            help="only events of this resource type and action, e.g. task:changed",
+            metavar="SPEC",
+            help=(
+                "TYPE[/SUBTYPE][:ACTION[:FIELD,...]], as on the asana-webhooks command line, "
+                "e.g. task:changed:name (repeatable)"
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         resource: str = options["resource"]
-        filters = []
-        for spec in options["filter"]:
-            resource_type, _, action = spec.partition(":")
-            filters.append(WebhookFilter(resource_type=resource_type, action=action or None))
+        if not (settings.ASANA_ACCESS_TOKEN or "").strip():
+            raise CommandError(
+                "ASANA_ACCESS_TOKEN is not set: set it to an Asana personal access token"
+            )
+        try:
+            filters = [parse_filter(spec) for spec in options["filter"]]
+        except AsanaError as exc:  # InvalidFilterError: says what is wrong and the form
+            raise CommandError(f"--filter: {exc}") from exc
         api = webhooks_api()
         try:
             webhook = establish_webhook(

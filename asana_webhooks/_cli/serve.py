@@ -1,0 +1,129 @@
+"""``serve``: a standalone receiver that prints verified events as JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+import attrs
+
+from asana_webhooks._cli._common import (
+    PROG,
+    StopFlag,
+    UsageError,
+    log_to,
+    open_secret_store,
+    para,
+    port,
+    stop_on_signals,
+)
+
+if TYPE_CHECKING:
+    from asana_webhooks._cli._common import Commands
+
+
+def _event_json(event: Any) -> Any:
+    from asana_webhooks._converter import format_datetime
+
+    def serialize(_: Any, __: Any, value: Any) -> Any:
+        return format_datetime(value) if isinstance(value, datetime.datetime) else value
+
+    return attrs.asdict(event, value_serializer=serialize)
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from asana_webhooks._receiver import WebhookReceiver
+    from asana_webhooks._wsgi import ReceiverServer
+
+    bind = _bind_address(args, err)
+    store = open_secret_store(args.secrets)
+    write_lock = threading.Lock()
+
+    def on_events(events: Sequence[Any], target: str) -> None:
+        lines = "".join(
+            json.dumps({"target": target, "event": _event_json(event)}, ensure_ascii=False) + "\n"
+            for event in events
+        )
+        with write_lock:
+            out.write(lines)
+            out.flush()
+
+    def note(text: str) -> None:
+        with write_lock:
+            err.write(f"{PROG} serve: {text}\n")
+            err.flush()
+
+    receiver = WebhookReceiver(
+        store,
+        on_events,
+        accept_unannounced_handshakes=args.accept_unannounced_handshakes,
+        on_handshake=lambda target: note(f"handshake accepted for {target}; secret stored"),
+    )
+    # Refused requests and store failures are worth a line even without -v (one line each,
+    # with the reason, never a traceback).
+    log_to(err, args.verbose, prefix=f"{PROG} serve", quiet_level=logging.WARNING)
+    flag = StopFlag()
+    try:
+        server = ReceiverServer.for_receiver(receiver, host=bind, port=args.port).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        with stop_on_signals(flag):
+            note(
+                f"listening on {server.url} (every path is a webhook target); "
+                f"secrets in {args.secrets}; verified events go to stdout as JSON lines"
+            )
+            if args.accept_unannounced_handshakes:
+                note("accepting the first handshake of any target that has no secret yet")
+            while not flag.event.wait(0.5):
+                pass
+    finally:
+        server.stop()
+    note(f"stopped ({flag.signal_name or 'done'})")
+    return flag.exit_status
+
+
+def _bind_address(args: argparse.Namespace, err: TextIO) -> str:
+    if args.host is not None:
+        if args.bind is not None:
+            raise UsageError("--host is the old name of --bind: give only --bind")
+        err.write(f"{PROG} serve: --host is deprecated here; use --bind {args.host}\n")
+        return str(args.host)
+    return str(args.bind or "127.0.0.1")
+
+
+def register(commands: Commands) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a standalone receiver printing verified events as JSON lines",
+        description=para(
+            "Receive webhooks without a web framework: every path is a target, handshakes "
+            "store their secret in the SQLite file, deliveries are verified and each event is "
+            'printed to stdout as one JSON line {"target": ..., "event": ...}. Status goes to '
+            "stderr. Stops cleanly on SIGTERM (exit 0) or Ctrl-C (exit 130)."
+        ),
+    )
+    serve.add_argument("--port", required=True, type=port, help="0 picks a free port")
+    serve.add_argument("--secrets", required=True, metavar="PATH", help="SQLite secret store")
+    serve.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        help="address to listen on (default 127.0.0.1; Asana reaches you through a proxy)",
+    )
+    # Before --bind, serve's --host meant the address to listen on, while every other
+    # command's --host is the API's URL; kept working, with a warning.
+    serve.add_argument("--host", help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--accept-unannounced-handshakes",
+        action="store_true",
+        help=(
+            "accept the first handshake of any target without a secret (needed when webhooks "
+            "are created without `create --secrets` on the same file)"
+        ),
+    )
+    serve.set_defaults(run=cmd_serve)

@@ -1,0 +1,413 @@
+"""``list``, ``get``, ``create``, ``update``, ``delete`` and ``health``: the webhooks API."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from typing import TYPE_CHECKING, Any, Optional, TextIO
+
+import attrs
+
+from asana_webhooks._cli._common import (
+    ENVIRONMENT_HELP,
+    EXIT_ATTENTION,
+    EXIT_OK,
+    UsageError,
+    api_options,
+    gid,
+    make_api,
+    open_secret_store,
+    page_size,
+    para,
+)
+from asana_webhooks._cli._output import (
+    all_webhook_fields,
+    count_cell,
+    flag_cell,
+    one_line,
+    print_json,
+    print_table,
+    relative,
+    resource_cell,
+    time_cell,
+    webhook_json,
+)
+
+if TYPE_CHECKING:
+    from asana_webhooks._cli._common import Commands
+    from asana_webhooks._models import WebhookFilter
+
+#: Heartbeats come every 8 hours; a webhook silent for longer than this is worth a look.
+STALE_AFTER = datetime.timedelta(hours=9)
+
+#: Every field ``health`` needs; listings are compact unless asked for more.
+HEALTH_FIELDS = (
+    "active",
+    "resource",
+    "resource.name",
+    "resource.resource_type",
+    "target",
+    "created_at",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_content",
+    "delivery_retry_count",
+    "next_attempt_after",
+    "failure_deletion_timestamp",
+)
+
+FILTER_HELP = """\
+filters (--filter, repeatable; an event passing any filter is delivered):
+  TYPE[/SUBTYPE][:ACTION[:FIELD,FIELD...]]    "*" or an empty part means any
+    --filter task:changed:name,due_on   a task's name or due date changed
+    --filter task:added                 a task was added (created, or added to a project)
+    --filter task/milestone:changed     a milestone changed
+    --filter story:added                a comment or other story was added
+    --filter :deleted                   anything deleted
+  ACTION is one of added, changed, removed, deleted, undeleted; FIELDs need "changed".
+  TYPE is a resource type Asana sends events for (task, story, project, section, tag,
+  attachment, team, workspace, portfolio, *_membership, ...), checked with its actions.
+  Workspace, team and portfolio webhooks must have filters and cannot name fields.
+"""
+# --- filters ---------------------------------------------------------------------------------
+
+
+def parse_filter(text: str) -> WebhookFilter:
+    """``--filter`` text -> ``WebhookFilter`` (``asana_webhooks._filters``' one syntax)."""
+    from asana_webhooks._filters import InvalidFilterError
+    from asana_webhooks._filters import parse_filter as parse
+
+    try:
+        return parse(text)
+    except InvalidFilterError as exc:
+        raise UsageError(f"--filter {text!r}: {exc.problem}") from None
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def print_webhook(out: TextIO, webhook: Any) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    from asana_webhooks._filters import format_filter
+
+    filters = "  ".join(format_filter(item) for item in webhook.filters or []) or "(none)"
+    rows = [
+        ("gid", webhook.gid),
+        ("active", flag_cell(webhook.active)),
+        ("resource", resource_cell(webhook)),
+        ("target", webhook.target or "-"),
+        ("filters", filters),
+        ("created_at", time_cell(webhook.created_at, now)),
+        ("last_success_at", time_cell(webhook.last_success_at, now)),
+        ("last_failure_at", time_cell(webhook.last_failure_at, now)),
+        ("last_failure_content", one_line(webhook.last_failure_content)),
+        ("delivery_retry_count", count_cell(webhook.delivery_retry_count)),
+        ("next_attempt_after", time_cell(webhook.next_attempt_after, now)),
+        ("failure_deletion_timestamp", time_cell(webhook.failure_deletion_timestamp, now)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        out.write(f"{name.ljust(width)}  {value}\n")
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with a webhook: a short ``state`` word and a sentence of ``detail``."""
+
+    state: str
+    detail: str
+
+
+def health_problems(webhook: Any, now: datetime.datetime) -> list[Problem]:
+    """What is wrong with a webhook's deliveries; empty when nothing is."""
+    problems: list[Problem] = []
+    if webhook.active is False:
+        problems.append(Problem("inactive", "inactive: Asana is not delivering to it"))
+    failure, success = webhook.last_failure_at, webhook.last_success_at
+    retries = webhook.delivery_retry_count or 0
+    failing = retries > 0 or (failure is not None and (success is None or failure >= success))
+    if failing:
+        text = "failing deliveries"
+        if failure is not None:
+            text += f": last failure {relative(failure - now)}"
+        if retries:
+            text += f", {retries} retr{'y' if retries == 1 else 'ies'} so far"
+        if webhook.next_attempt_after is not None:
+            text += f", next attempt {relative(webhook.next_attempt_after - now)}"
+        if webhook.last_failure_content:
+            text += f"; the target said: {one_line(webhook.last_failure_content, 80)}"
+        problems.append(Problem("failing", text))
+    deletion = webhook.failure_deletion_timestamp
+    if deletion is not None:
+        if deletion <= now:
+            detail = f"due for deletion since {time_cell(deletion, now)}"
+        else:
+            detail = f"Asana deletes it {relative(deletion - now)} unless a delivery succeeds"
+        problems.append(Problem("deletion due", detail))
+    if not failing and webhook.active is not False:
+        created = webhook.created_at
+        if success is not None and now - success > STALE_AFTER:
+            silent = relative(now - success)[3:]
+            detail = f"no successful delivery for {silent} (heartbeats come every 8 hours)"
+            problems.append(Problem("silent", detail))
+        elif success is None and created is not None and now - created > STALE_AFTER:
+            problems.append(Problem("silent", "never delivered successfully"))
+    return problems
+
+
+# --- the API commands ----------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    api = make_api(args)
+    try:
+        webhooks = list(
+            api.iter_webhooks(args.workspace, resource=args.resource, page_size=args.page_size)
+        )
+    finally:
+        api.api_client.close()
+    if args.json:
+        print_json(out, [webhook_json(webhook) for webhook in webhooks])
+        return EXIT_OK
+    rows = [(w.gid, flag_cell(w.active), resource_cell(w), w.target or "-") for w in webhooks]
+    print_table(out, ("GID", "ACTIVE", "RESOURCE", "TARGET"), rows)
+    out.write(f"{len(webhooks)} webhook{'' if len(webhooks) == 1 else 's'}\n")
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    api = make_api(args)
+    try:
+        webhook = api.get_webhook(args.gid).data
+    finally:
+        api.api_client.close()
+    _show(out, webhook, args.json)
+    return EXIT_OK
+
+
+def _show(out: TextIO, webhook: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(out, webhook_json(webhook, all_webhook_fields()))
+    else:
+        print_webhook(out, webhook)
+
+
+def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from asana_webhooks._establish import establish_webhook
+    from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
+
+    filters = [parse_filter(text) for text in args.filter] or None
+    # Checked before anything is created: a store that fails after the create would leave a
+    # webhook whose handshake was refused.
+    store = open_secret_store(args.secrets) if args.secrets else None
+    api = make_api(args)
+    webhook: Any
+    try:
+        if store is not None:
+            webhook = establish_webhook(api, store, args.resource, args.target, filters)
+            note = f"secret: checked against the handshake, stored in {args.secrets}"
+        else:
+            created = api.create_webhook(
+                CreateWebhookRequest(
+                    data=WebhookRequest(resource=args.resource, target=args.target, filters=filters)
+                )
+            )
+            webhook = created.data
+            length = len(created.x_hook_secret or "")
+            note = (
+                f"secret: Asana sent one ({length} chars), not shown; your receiver got it in "
+                "the handshake (use --secrets PATH with `serve --secrets PATH` to check it)"
+            )
+    finally:
+        api.api_client.close()
+    _show(out, webhook, args.json)
+    if not args.json:
+        out.write(note + "\n")
+    return EXIT_OK
+
+
+def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from asana_webhooks._models import UpdateWebhookRequest, WebhookUpdateRequest
+
+    if not args.filter and not args.no_filters:
+        raise UsageError(
+            "update needs the new filters (--filter ..., repeatable; they replace the old "
+            "ones), or --no-filters to remove them all"
+        )
+    if args.filter and args.no_filters:
+        raise UsageError("--filter and --no-filters cannot be used together")
+    filters = [parse_filter(text) for text in args.filter]
+    api = make_api(args)
+    try:
+        webhook = api.update_webhook(
+            args.gid, UpdateWebhookRequest(data=WebhookUpdateRequest(filters=filters))
+        ).data
+    finally:
+        api.api_client.close()
+    _show(out, webhook, args.json)
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    api = make_api(args)
+    try:
+        api.delete_webhook(args.gid)
+    finally:
+        api.api_client.close()
+    if args.json:
+        print_json(out, {"deleted": args.gid})
+    else:
+        out.write(f"deleted webhook {args.gid}\n")
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    api = make_api(args)
+    try:
+        webhooks = list(
+            api.iter_webhooks(
+                args.workspace,
+                resource=args.resource,
+                page_size=args.page_size,
+                opt_fields=list(HEALTH_FIELDS),
+            )
+        )
+    finally:
+        api.api_client.close()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    checked = [(webhook, health_problems(webhook, now)) for webhook in webhooks]
+    unhealthy = [(webhook, problems) for webhook, problems in checked if problems]
+    shown = checked if args.all else unhealthy
+    if args.json:
+        print_json(
+            out,
+            [
+                {
+                    **webhook_json(webhook, HEALTH_FIELDS),
+                    "healthy": not problems,
+                    "states": [problem.state for problem in problems],
+                    "problems": [problem.detail for problem in problems],
+                }
+                for webhook, problems in shown
+            ],
+        )
+        return EXIT_ATTENTION if unhealthy else EXIT_OK
+
+    def when(value: Optional[datetime.datetime]) -> str:
+        return "-" if value is None else relative(value - now)
+
+    rows = [
+        (
+            webhook.gid,
+            ", ".join(problem.state for problem in problems) or "ok",
+            when(webhook.last_success_at),
+            when(webhook.last_failure_at),
+            count_cell(webhook.delivery_retry_count),
+            when(webhook.next_attempt_after),
+            when(webhook.failure_deletion_timestamp),
+            webhook.target or "-",
+        )
+        for webhook, problems in shown
+    ]
+    if rows:
+        header = ("GID", "STATE", "LAST SUCCESS", "LAST FAILURE", "RETRIES", "NEXT ATTEMPT")
+        print_table(out, (*header, "DELETION", "TARGET"), rows)
+        if unhealthy:
+            out.write("\n")
+        for webhook, problems in unhealthy:
+            for problem in problems:
+                out.write(f"{webhook.gid}: {problem.detail}\n")
+    total = len(webhooks)
+    if unhealthy:
+        out.write(f"{len(unhealthy)} of {total} webhooks need attention\n")
+    else:
+        out.write(f"all {total} webhooks are delivering\n")
+    # A cron job or a monitoring check alerts on the status alone.
+    return EXIT_ATTENTION if unhealthy else EXIT_OK
+
+
+# --- registration ------------------------------------------------------------------------------
+
+
+def register(commands: Commands) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    options = api_options()
+
+    def api_command(
+        name: str, help_text: str, description: str, epilog: str = ENVIRONMENT_HELP
+    ) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=para(description),
+            parents=[options],
+            epilog=epilog,
+            formatter_class=formatter,
+        )
+
+    listing = api_command(
+        "list", "list the webhooks in a workspace", "List every webhook, following pages."
+    )
+    listing.add_argument("--workspace", required=True, type=gid, metavar="GID")
+    listing.add_argument("--resource", type=gid, metavar="GID", help="only webhooks on this")
+    listing.add_argument(
+        "--page-size", type=page_size, default=100, metavar="N", help="1-100 (default 100)"
+    )
+    listing.set_defaults(run=cmd_list)
+
+    get = api_command("get", "show one webhook", "Show one webhook's full record.")
+    get.add_argument("gid", type=gid, metavar="GID", help="the webhook's gid")
+    get.set_defaults(run=cmd_get)
+
+    create = api_command(
+        "create",
+        "create a webhook (Asana calls the target with the handshake meanwhile)",
+        "Create a webhook on RESOURCE delivering to TARGET. Asana sends the handshake to "
+        "TARGET while this waits, so the receiver must already be running. With --secrets, "
+        "the receiver is `asana-webhooks serve --secrets` on the same file (or any receiver "
+        "over that SQLite store): the target is announced there, and the handshake's secret "
+        "is checked against Asana's answer (the webhook is deleted again on a mismatch).",
+        FILTER_HELP + "\n" + ENVIRONMENT_HELP,
+    )
+    create.add_argument("--resource", required=True, type=gid, metavar="GID")
+    create.add_argument("--target", required=True, metavar="URL", help="where Asana delivers")
+    create.add_argument(
+        "--filter", action="append", default=[], metavar="SPEC", help="see 'filters' below"
+    )
+    create.add_argument(
+        "--secrets", metavar="PATH", help="SQLite secret store shared with the receiver"
+    )
+    create.set_defaults(run=cmd_create)
+
+    update = api_command(
+        "update",
+        "replace a webhook's filters",
+        "Replace a webhook's filters: the ones given become the whole list.",
+        FILTER_HELP + "\n" + ENVIRONMENT_HELP,
+    )
+    update.add_argument("gid", type=gid, metavar="GID")
+    update.add_argument("--filter", action="append", default=[], metavar="SPEC")
+    update.add_argument("--no-filters", action="store_true", help="remove every filter")
+    update.set_defaults(run=cmd_update)
+
+    delete = api_command("delete", "delete a webhook", "Delete a webhook for good.")
+    delete.add_argument("gid", type=gid, metavar="GID")
+    delete.set_defaults(run=cmd_delete)
+
+    health = api_command(
+        "health",
+        "webhooks that are failing deliveries or due for deletion",
+        "Check every webhook in a workspace: inactive, failing deliveries (last failure "
+        "after the last success, retries pending, next attempt), due for deletion (Asana "
+        "deletes a webhook after 24 hours without a successful delivery), or silent for "
+        "longer than the 8-hour heartbeat. Exits 3 when any webhook needs attention, so a "
+        "cron job or a monitoring check can alert on the status alone.",
+    )
+    health.add_argument("--workspace", required=True, type=gid, metavar="GID")
+    health.add_argument("--resource", type=gid, metavar="GID")
+    health.add_argument("--all", action="store_true", help="show healthy webhooks too")
+    health.add_argument("--page-size", type=page_size, default=100, metavar="N")
+    health.set_defaults(run=cmd_health)
