@@ -39,7 +39,7 @@ from asana_webhooks._version import __version__
 __all__ = ["UsageError", "build_parser", "health_problems", "main", "parse_filter"]
 
 #: The command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("demo", "webhooks", "serve", "fake")
+COMMAND_MODULES = ("demo", "webhooks", "ensure", "serve", "fake")
 
 
 def build_parser() -> argparse.ArgumentParser:
