@@ -60,7 +60,12 @@ from asana_webhooks._webhooks_api import WebhooksApi
 
 # --- receiving (issue 3) ---
 # isort: split
-from asana_webhooks._establish import AmbiguousCreateError, HandshakeError, establish_webhook
+from asana_webhooks._establish import (
+    AmbiguousCreateError,
+    HandshakeError,
+    SecretStoreError,
+    establish_webhook,
+)
 from asana_webhooks._events import (
     Change,
     Event,
@@ -180,6 +185,7 @@ __all__ = [
     "ReceiverResponse",
     "SQLiteSecretStore",
     "SecretStore",
+    "SecretStoreError",
     "WebhookReceiver",
     "establish_webhook",
     "parse_events",

@@ -17,7 +17,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any, Iterator, Optional, Protocol, Sequence, Union, runtime_checkable
+import time
+from typing import (
+    Any,
+    Callable,
+    Iterator,
+    Optional,
+    Protocol,
+    Sequence,
+    TypeVar,
+    Union,
+    runtime_checkable,
+)
 
 from asana_webhooks._errors import (
     ApiConnectionError,
@@ -41,6 +52,8 @@ logger = logging.getLogger("asana_webhooks")
 #: How many creates one call may send in all: the first, and one more after an ambiguous
 #: failure that the lookup showed left no webhook (or left one whose secret is unknown).
 MAX_CREATES = 2
+
+_T = TypeVar("_T")
 
 
 class HandshakeError(AsanaError):
@@ -69,6 +82,43 @@ class HandshakeError(AsanaError):
         else:
             outcome = f"deleting webhook {webhook_gid} failed too: delete it by hand"
         super().__init__(f"handshake for {target} failed: {problem}; {outcome}")
+
+
+class SecretStoreError(AsanaError):
+    """``establish_webhook`` could not use the secret store: it failed (a database error,
+    a lock held past its timeout), or another call kept the target's turn too long.
+
+    ``target`` is the webhook's target URL; ``webhook_gid`` the webhook created before the
+    store failed (None if none was); ``webhook_deleted`` whether it was deleted again (if
+    not, delete it yourself). The store's own exception is ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        target: str,
+        webhook_gid: Optional[str] = None,
+        webhook_deleted: bool = False,
+    ) -> None:
+        self.problem = problem
+        self.target = target
+        self.webhook_gid = webhook_gid
+        self.webhook_deleted = webhook_deleted
+        message = f"could not use the secret store for {target}: {problem}"
+        if webhook_gid is not None:
+            message += (
+                f"; webhook {webhook_gid} was deleted again"
+                if webhook_deleted
+                else f"; deleting webhook {webhook_gid} failed too: delete it by hand"
+            )
+        super().__init__(message)
+
+    def with_webhook(self, webhook_gid: Optional[str], deleted: bool) -> SecretStoreError:
+        """The same failure, naming the webhook created before it and its fate."""
+        return SecretStoreError(
+            self.problem, target=self.target, webhook_gid=webhook_gid, webhook_deleted=deleted
+        )
 
 
 class AmbiguousCreateError(AsanaError):
@@ -169,10 +219,19 @@ def establish_webhook(
     forgotten); a create Asana refused outright (a 400, say) propagates unchanged, and a
     secret a handshake stored during it is forgotten (no webhook signs with it).
 
+    Calls for one target take turns, through the store: each announces, waits until its
+    announcement is the target's current one (while another call's create is under way),
+    and only then creates. A call that had to wait, given ``workspace``, first looks for
+    the webhook the other call made, and returns it if the store holds its secret; so two
+    processes establishing one target at once make one webhook and both return it. (Without
+    ``workspace`` the second one's create is refused as a duplicate: see below.) A call
+    waits at most ``announcement_ttl`` seconds for its turn.
+
     When the create ends ambiguously (see ``AmbiguousCreateError``), nothing is guessed:
 
     - without ``workspace``, ``AmbiguousCreateError`` is raised (the cause chained); a secret
-      a handshake stored meanwhile is kept, since the webhook may exist;
+      a handshake stored meanwhile is kept, since the webhook may exist (unless Asana refused
+      the create as a duplicate: then the secret is put back as it was);
     - with ``workspace`` (the resource's workspace gid), the webhooks on ``resource`` are
       listed and the one whose target is exactly ``target`` is looked for. Found, and the
       store holds a secret for the target (the handshake happened even if the answer was
@@ -184,6 +243,9 @@ def establish_webhook(
     The returned webhook from a lookup is the compact listing form; it cannot be checked
     against Asana's ``X-Hook-Secret`` (the answer carrying it was lost), so the stored secret
     is trusted: a delivery signed otherwise would be refused with 401 and logged.
+
+    A failing secret store (a database error, say) raises ``SecretStoreError``, never the
+    database's own exception; a webhook created before the store failed is deleted again.
     """
     store = receiver.secret_store if isinstance(receiver, WebhookReceiver) else receiver
     lister: Optional[ListsWebhooks] = None
@@ -199,22 +261,43 @@ def establish_webhook(
             filters=list(filters) if filters is not None else None,
         )
     )
+    turns = _Turns(store, key, target, announcement_ttl)
     last_failure: Optional[BaseException] = None
     for _ in range(MAX_CREATES):
-        store.announce(key, announcement_ttl)
+        waited = turns.take()
+        if waited and lister is not None and workspace is not None:
+            # Another call held the target while we waited: it may have made the webhook.
+            try:
+                existing = _find(lister, workspace, resource, target, None)
+            except BaseException:
+                turns.end_quietly()
+                raise
+            if existing is not None and turns.store_call(store.get, key) is not None:
+                turns.end()
+                logger.info(
+                    "Webhook %s for %s was established meanwhile by another caller",
+                    existing.gid,
+                    key,
+                )
+                return existing
+        previous = turns.store_call(store.get, key)
         try:
             created = api.create_webhook(request)
             if created.data is None:
                 # A 2xx that names no webhook: it was created, but which one is unknown.
                 raise InvalidResponseError("Asana's answer to the create carried no webhook")
         except BaseException as exc:
-            received = store.withdraw_announcement(key)
+            received = turns.end()
             if not is_ambiguous(exc):
                 if received is not None and isinstance(exc, AsanaError):
                     # Asana refused the create, so no webhook signs with this secret; kept,
                     # it would verify forged deliveries (a stranger's racing handshake, say).
-                    _forget_if_unchanged(store, key, received)
+                    turns.store_call(_forget_if_unchanged, store, key, received)
                 raise
+            if received is not None and isinstance(exc, ForbiddenError):
+                # A duplicate: the webhook that exists was made earlier, with the secret the
+                # store held then; our handshake's secret signs nothing.
+                turns.store_call(_put_back, store, key, received, previous)
             what = _what_happened(exc)
             if lister is None or workspace is None:
                 raise AmbiguousCreateError(what, resource=resource, target=target) from exc
@@ -229,7 +312,7 @@ def establish_webhook(
             if existing is None:
                 last_failure = exc
                 continue  # it does not exist: creating again makes no duplicate
-            if store.get(key) is not None:
+            if turns.store_call(store.get, key) is not None:
                 logger.info(
                     "Webhook %s for %s exists already; its secret is stored", existing.gid, key
                 )
@@ -251,8 +334,14 @@ def establish_webhook(
                 ) from exc
             last_failure = exc
             continue
-        received = store.withdraw_announcement(key)
-        return _verified(api, store, key, target, created, received)
+        gid = created.data.gid
+        try:
+            received = turns.end()
+            return _verified(api, store, key, target, created, received)
+        except SecretStoreError as failed:
+            # The handshake cannot be checked: delete rather than leave a webhook whose
+            # secret may be unknown (an orphan delivering into 401s for 24 hours).
+            raise failed.with_webhook(gid, _delete_quietly(api, gid)) from failed.__cause__
     raise AmbiguousCreateError(
         f"stayed unsettled after {MAX_CREATES} creates (last: {_what_happened(last_failure)})"
         if last_failure is not None
@@ -263,14 +352,107 @@ def establish_webhook(
     ) from last_failure
 
 
+class _Turns:
+    """One ``establish_webhook`` call's announcements: taking the target's turn, ending it,
+    and turning store failures into ``SecretStoreError``."""
+
+    #: Seconds between looks at whose turn it is while waiting (doubling up to the last).
+    POLL = (0.02, 0.25)
+
+    def __init__(self, store: SecretStore, key: str, target: str, ttl: float) -> None:
+        self.store = store
+        self.key = key
+        self.target = target
+        self.ttl = ttl
+        self.announcement: Optional[str] = None
+
+    def store_call(self, function: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return function(*args)
+        except Exception as exc:
+            self.end_quietly()
+            raise SecretStoreError(f"{type(exc).__name__}: {exc}", target=self.target) from exc
+
+    def _announce(self) -> str:
+        try:
+            self.announcement = self.store.announce(self.key, self.ttl)
+        except ValueError:
+            raise  # a bad ttl: the caller's mistake, not the store's
+        except Exception as exc:
+            raise SecretStoreError(f"{type(exc).__name__}: {exc}", target=self.target) from exc
+        return self.announcement
+
+    def take(self) -> bool:
+        """Announce, and wait until the announcement is current; tell whether we waited."""
+        started = time.monotonic()
+        deadline = started + self.ttl + 1.0
+        announcement = self._announce()
+        announced_at = started
+        waited = False
+        delay, longest = self.POLL
+        while True:
+            current = self.store_call(self.store.current_announcement, self.key)
+            if current == announcement:
+                return waited
+            if not waited:
+                logger.info("Waiting for another establish_webhook of %s to finish", self.key)
+            waited = True
+            now = time.monotonic()
+            if now >= deadline:
+                self.end_quietly()
+                raise SecretStoreError(
+                    f"another establish_webhook for this target kept its turn for over "
+                    f"{self.ttl:g} s (a process that died mid-way? its announcement expires "
+                    "by itself)",
+                    target=self.target,
+                )
+            if current is None or now - announced_at > self.ttl / 2:
+                # Ours expired, or half of its window went by waiting: queue a fresh one so
+                # that our own handshake still has time when our turn comes.
+                self.end()
+                announcement = self._announce()
+                announced_at = now
+            time.sleep(delay)
+            delay = min(delay * 2, longest)
+
+    def end(self) -> Optional[str]:
+        """Withdraw our announcement; the secret its handshake stored, if any."""
+        announcement, self.announcement = self.announcement, None
+        if announcement is None:
+            return None
+        try:
+            return self.store.withdraw_announcement(self.key, announcement)
+        except Exception as first:
+            try:  # once more: a lock held a moment too long should not fail the call
+                return self.store.withdraw_announcement(self.key, announcement)
+            except Exception:
+                raise SecretStoreError(
+                    f"{type(first).__name__}: {first}", target=self.target
+                ) from first
+
+    def end_quietly(self) -> None:
+        try:
+            self.end()
+        except SecretStoreError:
+            logger.warning(
+                "Could not withdraw the announcement of %s; it expires by itself", self.key
+            )
+
+
 def _find(
-    lister: ListsWebhooks, workspace: str, resource: str, target: str, cause: BaseException
+    lister: ListsWebhooks,
+    workspace: str,
+    resource: str,
+    target: str,
+    cause: Optional[BaseException],
 ) -> Optional[WebhookResponse]:
     try:
         for webhook in lister.iter_webhooks(workspace, resource=resource):
             if webhook.target == target:
                 return webhook
     except AsanaError as lookup_failed:
+        if cause is None:
+            raise  # nothing was created: the listing's own error says enough
         raise AmbiguousCreateError(
             f"{_what_happened(cause)}, and listing webhooks to check failed too "
             f"({type(lookup_failed).__name__}: {lookup_failed})",
@@ -297,7 +479,10 @@ def _verified(
         problem = "Asana's answer carried no X-Hook-Secret to check the handshake against"
     elif not hmac.compare_digest(received.encode("utf-8"), created.x_hook_secret.encode("utf-8")):
         problem = "the secret the handshake stored differs from the one Asana reported"
-        _forget_if_unchanged(store, key, received)
+        try:
+            _forget_if_unchanged(store, key, received)
+        except Exception as exc:
+            raise SecretStoreError(f"{type(exc).__name__}: {exc}", target=target) from exc
     elif webhook is None:  # pragma: no cover - establish_webhook treats it as ambiguous
         problem = "Asana's answer carried no webhook"
     else:
@@ -305,6 +490,17 @@ def _verified(
         return webhook
     deleted = _delete_quietly(api, gid)
     raise HandshakeError(problem, target=target, webhook_gid=gid, webhook_deleted=deleted)
+
+
+def _put_back(store: SecretStore, key: str, planted: str, previous: Optional[str]) -> None:
+    # Undo our handshake's secret if nothing replaced it since: restore what was there.
+    current = store.get(key)
+    if current is None or not hmac.compare_digest(current.encode(), planted.encode()):
+        return
+    if previous is None:
+        store.delete(key)
+    else:
+        store.set(key, previous)
 
 
 def _forget_if_unchanged(store: SecretStore, key: str, planted: str) -> None:

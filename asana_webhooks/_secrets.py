@@ -3,39 +3,70 @@
 A store maps a *target key* (the path and query string a webhook delivers to, see
 ``target_key``) to the secret Asana handed over in the handshake. It also keeps
 *announcements*: the application announces a target just before it creates a webhook for it,
-and only an announced target accepts a handshake, so a stranger cannot plant a secret. One
-announcement admits exactly one handshake, and remembers which secret it stored, so that the
-creator (perhaps in another process) can check it against Asana's answer.
+and only an announced target accepts a handshake, so a stranger cannot plant a secret.
+
+Every announcement has its own id. A target's announcements queue in the order they were
+made: only the oldest live one (the *current* one) admits a handshake, exactly one, and
+remembers the secret it stored, so that its creator (perhaps in another process) can check
+it against Asana's answer and then withdraw that announcement, and no other. Two callers
+establishing one target at once therefore take turns instead of reading each other's
+handshake.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sqlite3
+import string
 import threading
 import time
+import uuid
 from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
+
+logger = logging.getLogger("asana_webhooks")
 
 #: How long an announcement admits a handshake, in seconds. Asana sends the handshake while
 #: the create call is still waiting, so a few minutes is ample.
 DEFAULT_ANNOUNCEMENT_TTL = 300.0
 
-# Characters a URL path or query may carry unescaped (RFC 3986 pchar, plus "/" and "?").
+#: How long an announcement nobody withdrew (its process died) is kept after it expired, in
+#: seconds; its creator may still be finishing a slow create and want its handshake's secret.
+ANNOUNCEMENT_GRACE = 3600.0
+
+# Characters a URL path may carry unescaped (RFC 3986 pchar, plus "/"); a query adds "?".
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?%"
-_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_QUERY_SAFE = _PATH_SAFE + "?"
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_ESCAPE = re.compile(r"%([0-9a-fA-F]{2})")
+
+
+def _normalize(text: str, safe: str) -> str:
+    # RFC 3986 6.2.2: decode escapes of unreserved characters only, upper-case the others,
+    # and escape what may not appear unescaped (a "%" that starts no escape included). An
+    # escaped reserved character stays escaped: "/a%2Fb" and "/a/b" are different targets.
+    parts = []
+    position = 0
+    for match in _ESCAPE.finditer(text):
+        parts.append(quote(text[position : match.start()], safe=safe, errors="surrogatepass"))
+        char = chr(int(match.group(1), 16))
+        parts.append(char if char in _UNRESERVED else match.group(0).upper())
+        position = match.end()
+    parts.append(quote(text[position:], safe=safe, errors="surrogatepass"))
+    return "".join(parts)
 
 
 def target_key(target: str) -> str:
     """The key a webhook's secret is stored under: the target's path plus its query string.
 
     ``"https://example.com/asana/1?team=a"`` and ``"/asana/1?team=a"`` give the same key, so the
-    URL given to Asana and the path a web framework reports match. The path is compared
-    decoded (``%7E`` and ``~`` are the same path; so, alas, are ``%2F`` and ``/``); the query
-    string is kept as sent, only with unsafe characters escaped and escapes upper-cased.
+    URL given to Asana and the path a web framework reports match. ``target`` is a URL or a
+    path *as sent on the wire* (still escaped): adapters pass the raw request target, never
+    a decoded path. Equivalent spellings share a key (``%7E`` and ``~``, ``%2f`` and
+    ``%2F``, ``é`` and ``%C3%A9``); different URLs never do (``%2F`` and ``/`` differ).
     """
     if target.startswith("/"):
         # A bare path: urlsplit would take a leading "//" for a host name.
@@ -43,14 +74,17 @@ def target_key(target: str) -> str:
     else:
         parts = urlsplit(target)
         path, query = parts.path, parts.query
-    # surrogatepass: a path a server decoded with surrogateescape still gets a key, not a crash.
-    path = quote(unquote(path), safe=_PATH_SAFE, errors="surrogatepass") or "/"
-    if not query:
-        return path
-    query = _ESCAPE.sub(
-        lambda m: m.group(0).upper(), quote(query, safe=_QUERY_SAFE, errors="surrogatepass")
-    )
-    return f"{path}?{query}"
+    path = _normalize(path, _PATH_SAFE) or "/"
+    return f"{path}?{_normalize(query, _QUERY_SAFE)}" if query else path
+
+
+def requote_path(decoded_path: str) -> str:
+    """Escape a path a server has already decoded, for ``target_key``, where no raw one exists.
+
+    Exact for every path except those whose escaped reserved characters (``%2F``, ``%3B``,
+    ...) the decoding erased: such a target then never matches, and its handshake is refused.
+    """
+    return quote(decoded_path, safe=_PATH_SAFE, errors="surrogatepass")
 
 
 @runtime_checkable
@@ -58,7 +92,14 @@ class SecretStore(Protocol):
     """What ``WebhookReceiver`` and ``establish_webhook`` need from a secret store.
 
     Keys are ``target_key(...)`` values. Implementations must be safe to call from several
-    threads (and, if shared, processes), and must make ``accept_handshake`` atomic.
+    threads (and, if shared, processes), and must make ``accept_handshake`` and
+    ``withdraw_announcement`` atomic.
+
+    Announcements: ``announce`` returns a new id each time. A target's *live* announcements
+    (not withdrawn, not expired) are ordered by when they were made; the oldest is the
+    *current* one, and only it may admit a handshake. ``establish_webhook`` waits until its
+    announcement is current before it creates the webhook, so creates for one target never
+    overlap. The shared contract tests are in ``tests/secret_store_contract.py``.
     """
 
     def get(self, target: str) -> Optional[str]:
@@ -73,21 +114,37 @@ class SecretStore(Protocol):
         """Forget ``target``'s secret, e.g. after deleting its webhook. No error if unknown."""
         ...
 
-    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> None:
-        """Admit one handshake for ``target`` during the next ``ttl`` seconds."""
+    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
+        """Queue a new announcement for ``target``, live for ``ttl`` seconds; return its id.
+
+        Raises ``ValueError`` unless ``ttl`` is positive. The id is an opaque string, unique
+        across the store (a random UUID, say), never reused.
+        """
+        ...
+
+    def current_announcement(self, target: str) -> Optional[str]:
+        """The id of ``target``'s oldest live announcement (the one that admits a handshake,
+        if it has admitted none yet), or None if it has no live announcement."""
         ...
 
     def accept_handshake(self, target: str, secret: str, *, require_announcement: bool) -> bool:
         """Store a handshake's secret if it is welcome, atomically; tell whether it was.
 
-        Welcome means: ``target`` has a live announcement that has not admitted a handshake
-        yet (the announcement then remembers ``secret``), or ``require_announcement`` is false
-        and ``target`` has no secret yet. Anything else stores nothing.
+        Welcome means: ``target``'s current announcement has not admitted a handshake yet
+        (it then remembers ``secret``, which replaces any stored secret); or
+        ``require_announcement`` is false, ``target`` has no live announcement and no secret
+        yet. Anything else stores nothing. Announcements queued behind the current one admit
+        nothing until it is withdrawn or expires.
         """
         ...
 
-    def withdraw_announcement(self, target: str) -> Optional[str]:
-        """End ``target``'s announcement; return the secret its handshake stored, if any."""
+    def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
+        """End the announcement ``announcement`` of ``target``, and only it; return the
+        secret its handshake stored, if one did (even if it has expired since).
+
+        Unknown, already withdrawn or another target's ids: nothing happens, None is
+        returned. After it returns, the announcement admits nothing.
+        """
         ...
 
 
@@ -95,6 +152,21 @@ def _check_ttl(ttl: float) -> float:
     if not ttl > 0:
         raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
     return float(ttl)
+
+
+def new_announcement_id() -> str:
+    """A fresh announcement id: random, so ids never repeat across stores or restarts."""
+    return uuid.uuid4().hex
+
+
+class _Announcement:
+    __slots__ = ("expires_at", "id", "received", "target")
+
+    def __init__(self, announcement_id: str, target: str, expires_at: float) -> None:
+        self.id = announcement_id
+        self.target = target
+        self.expires_at = expires_at
+        self.received: Optional[str] = None
 
 
 class MemorySecretStore:
@@ -108,8 +180,9 @@ class MemorySecretStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}
-        # target -> (expires_at, secret stored by the handshake it admitted)
-        self._announcements: dict[str, tuple[float, Optional[str]]] = {}
+        # target -> its announcements, oldest first; id -> announcement
+        self._queues: dict[str, list[_Announcement]] = {}
+        self._announcements: dict[str, _Announcement] = {}
 
     def __repr__(self) -> str:
         return f"MemorySecretStore(<{len(self._secrets)} secrets>)"
@@ -126,31 +199,59 @@ class MemorySecretStore:
         with self._lock:
             self._secrets.pop(target_key(target), None)
 
-    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> None:
-        expires_at = self._clock() + _check_ttl(ttl)
+    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
+        key = target_key(target)
+        ttl = _check_ttl(ttl)
         with self._lock:
-            self._announcements[target_key(target)] = (expires_at, None)
+            now = self._clock()
+            queue = self._queues.setdefault(key, [])
+            for stale in [a for a in queue if a.expires_at + ANNOUNCEMENT_GRACE <= now]:
+                queue.remove(stale)
+                del self._announcements[stale.id]
+            announcement = _Announcement(new_announcement_id(), key, now + ttl)
+            queue.append(announcement)
+            self._announcements[announcement.id] = announcement
+            return announcement.id
+
+    def _current(self, key: str) -> Optional[_Announcement]:
+        now = self._clock()
+        for announcement in self._queues.get(key, ()):
+            if announcement.expires_at > now:
+                return announcement
+        return None
+
+    def current_announcement(self, target: str) -> Optional[str]:
+        with self._lock:
+            current = self._current(target_key(target))
+            return None if current is None else current.id
 
     def accept_handshake(self, target: str, secret: str, *, require_announcement: bool) -> bool:
         key = target_key(target)
         with self._lock:
-            announcement = self._announcements.get(key)
-            if announcement is not None:
-                expires_at, received = announcement
-                if received is None and expires_at > self._clock():
-                    self._announcements[key] = (expires_at, secret)
-                    self._secrets[key] = secret
-                    return True
-                return False
+            current = self._current(key)
+            if current is not None:
+                if current.received is not None:
+                    return False
+                current.received = secret
+                self._secrets[key] = secret
+                return True
             if require_announcement or key in self._secrets:
                 return False
             self._secrets[key] = secret
             return True
 
-    def withdraw_announcement(self, target: str) -> Optional[str]:
+    def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
+        key = target_key(target)
         with self._lock:
-            announcement = self._announcements.pop(target_key(target), None)
-        return None if announcement is None else announcement[1]
+            found = self._announcements.get(announcement)
+            if found is None or found.target != key:
+                return None
+            del self._announcements[announcement]
+            queue = self._queues[key]
+            queue.remove(found)
+            if not queue:
+                del self._queues[key]
+            return found.received
 
 
 _SCHEMA = """
@@ -159,12 +260,27 @@ CREATE TABLE IF NOT EXISTS webhook_secrets (
     secret TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS webhook_announcements (
-    target TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS webhook_announcement_queue (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    target TEXT NOT NULL,
     expires_at REAL NOT NULL,
     handshake_secret TEXT
 );
+CREATE INDEX IF NOT EXISTS webhook_announcement_queue_target
+    ON webhook_announcement_queue (target, seq);
 """
+# (Versions before announcements had ids kept them in "webhook_announcements", keyed by
+# target; that table is left alone so that an older process sharing the file fails no worse.)
+
+_MEMORY = ":memory:"
+# Errors that mean "another connection holds the lock": worth waiting for, within the timeout.
+_BUSY = ("locked", "busy")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return any(word in message for word in _BUSY)
 
 
 class SQLiteSecretStore:
@@ -172,10 +288,16 @@ class SQLiteSecretStore:
 
     Safe for several web-server workers on one machine: WAL journaling, a finite busy
     timeout, one short transaction per call and a fresh connection per call (so nothing is
-    shared across threads or inherited across ``fork``). A process that dies mid-write
-    leaves the previous state. A file this store creates is readable by its owner only
-    (0600); SQLite gives its ``-wal`` and ``-shm`` files the same mode. Not for network
-    file systems, where SQLite's locking is unreliable.
+    shared across threads or inherited across ``fork``). Every write transaction takes the
+    write lock first (``BEGIN IMMEDIATE``), so concurrent callers wait their turn instead of
+    failing with "database is locked". A process that dies mid-write leaves the previous
+    state. A file this store creates is readable by its owner only (0600); SQLite gives its
+    ``-wal`` and ``-shm`` files the same mode. If the file is deleted while in use, the next
+    call creates it again (0600, empty) and logs a warning. Not for network file systems,
+    where SQLite's locking is unreliable.
+
+    ``SQLiteSecretStore(":memory:")`` keeps the secrets in memory instead, in one connection
+    shared by the store's threads (one call at a time): for tests and one-process scripts.
 
     ``timeout`` is how long a call waits for another writer, in seconds.
     """
@@ -190,39 +312,158 @@ class SQLiteSecretStore:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
         self.path = os.fspath(path)
+        if not self.path:
+            raise ValueError(
+                "SQLiteSecretStore needs a file path (or ':memory:'); an empty path would "
+                "give every connection its own temporary database"
+            )
+        if self.path.startswith("file:"):
+            raise ValueError(
+                f"SQLiteSecretStore takes a file path, not a URI: {self.path!r}; "
+                "pass the path itself (or ':memory:')"
+            )
         self.timeout = float(timeout)
         self._clock = clock
         self._ready = False
         self._ready_lock = threading.Lock()
+        # ":memory:": one connection for the store's life, used by one thread at a time.
+        self._memory: Optional[sqlite3.Connection] = None
 
     def __repr__(self) -> str:
         return f"SQLiteSecretStore({self.path!r})"
+
+    @property
+    def _in_memory(self) -> bool:
+        return self.path == _MEMORY
+
+    # --- connections and set-up -----------------------------------------------------------
 
     def _prepare(self) -> None:
         # Create the file ourselves so that it is born 0600: sqlite3 would honour the umask.
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        connection = self._connect_raw()
+        # Many processes may open a fresh file at once: switching to WAL needs a lock that
+        # SQLite does not wait for, so set-up retries on "locked" within the timeout.
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            try:
+                self._set_up(self._connect_file())
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
         try:
             # WAL lets readers run beside a writer; the mode is stored in the file, set once.
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         finally:
             connection.close()
 
-    def _connect_raw(self) -> sqlite3.Connection:
+    def _connect_file(self) -> sqlite3.Connection:
+        # mode=rw: never let SQLite create the file (it would be born with the umask's mode,
+        # and without our tables); a missing file is an error we handle by preparing it.
         # isolation_level=None: we issue BEGIN ourselves, so every transaction is explicit.
         # timeout= is SQLite's busy timeout: how long to wait for another writer's lock.
-        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        uri = "file:" + quote(os.path.abspath(self.path)) + "?mode=rw"
+        return sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
 
-    @contextlib.contextmanager
-    def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+    def _memory_connection(self) -> sqlite3.Connection:
+        if self._memory is None:
+            connection = sqlite3.connect(_MEMORY, isolation_level=None, check_same_thread=False)
+            connection.executescript(_SCHEMA)
+            self._memory = connection
+        return self._memory
+
+    def _ensure_ready(self) -> None:
         if not self._ready:
             with self._ready_lock:
                 if not self._ready:
                     self._prepare()
                     self._ready = True
-        connection = self._connect_raw()
+
+    def _recreate(self, why: BaseException) -> None:
+        # The file (or its tables) vanished while we ran: make it again, owner-only, empty.
+        with self._ready_lock:
+            if os.path.exists(self.path) and self._has_schema():
+                return  # another thread got here first
+            logger.warning(
+                "The secret store %s was deleted while in use (%s); creating it again, "
+                "empty: webhooks established before must be established again",
+                self.path,
+                why,
+            )
+            self._prepare()
+
+    def _has_schema(self) -> bool:
+        try:
+            connection = self._connect_file()
+        except sqlite3.Error:
+            return False
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error:
+            return False
+        finally:
+            connection.close()
+        return {"webhook_secrets", "webhook_announcement_queue"} <= tables
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+        if self._in_memory:
+            with self._ready_lock:
+                yield from self._run(self._memory_connection(), write, close=False)
+            return
+        self._ensure_ready()
+        try:
+            connection = self._open_checked()
+        except _Missing as missing:
+            self._recreate(missing.cause)
+            connection = self._connect_file()
+        yield from self._run(connection, write, close=True)
+
+    def _open_checked(self) -> sqlite3.Connection:
+        try:
+            connection = self._connect_file()
+        except sqlite3.OperationalError as exc:
+            if os.path.exists(self.path):
+                raise
+            raise _Missing(exc) from exc
+        try:
+            # One cheap look at the schema catches a file replaced by an empty one.
+            if (
+                connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'webhook_announcement_queue'"
+                ).fetchone()
+                is None
+            ):
+                raise _Missing(sqlite3.OperationalError("no such table"))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @staticmethod
+    def _run(
+        connection: sqlite3.Connection, write: bool, *, close: bool
+    ) -> Iterator[sqlite3.Connection]:
         try:
             # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave.
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -234,7 +475,10 @@ class SQLiteSecretStore:
                 raise
             connection.execute("COMMIT")
         finally:
-            connection.close()
+            if close:
+                connection.close()
+
+    # --- the store ------------------------------------------------------------------------
 
     def get(self, target: str) -> Optional[str]:
         with self._transaction(write=False) as db:
@@ -259,29 +503,46 @@ class SQLiteSecretStore:
         with self._transaction(write=True) as db:
             db.execute("DELETE FROM webhook_secrets WHERE target = ?", (target_key(target),))
 
-    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> None:
-        expires_at = self._clock() + _check_ttl(ttl)
+    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
+        key = target_key(target)
+        ttl = _check_ttl(ttl)
+        announcement = new_announcement_id()
         with self._transaction(write=True) as db:
+            now = self._clock()
             db.execute(
-                "INSERT OR REPLACE INTO webhook_announcements "
-                "(target, expires_at, handshake_secret) VALUES (?, ?, NULL)",
-                (target_key(target), expires_at),
+                "DELETE FROM webhook_announcement_queue WHERE target = ? AND expires_at <= ?",
+                (key, now - ANNOUNCEMENT_GRACE),
             )
+            db.execute(
+                "INSERT INTO webhook_announcement_queue (id, target, expires_at) VALUES (?, ?, ?)",
+                (announcement, key, now + ttl),
+            )
+        return announcement
+
+    def _current(self, db: sqlite3.Connection, key: str) -> Optional[tuple[str, Optional[str]]]:
+        row = db.execute(
+            "SELECT id, handshake_secret FROM webhook_announcement_queue "
+            "WHERE target = ? AND expires_at > ? ORDER BY seq LIMIT 1",
+            (key, self._clock()),
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1])
+
+    def current_announcement(self, target: str) -> Optional[str]:
+        with self._transaction(write=False) as db:
+            current = self._current(db, target_key(target))
+        return None if current is None else current[0]
 
     def accept_handshake(self, target: str, secret: str, *, require_announcement: bool) -> bool:
         key = target_key(target)
         with self._transaction(write=True) as db:
-            announced = db.execute(
-                "SELECT expires_at, handshake_secret FROM webhook_announcements WHERE target = ?",
-                (key,),
-            ).fetchone()
-            if announced is not None:
-                expires_at, received = announced
-                if received is not None or expires_at <= self._clock():
+            current = self._current(db, key)
+            if current is not None:
+                announcement, received = current
+                if received is not None:
                     return False
                 db.execute(
-                    "UPDATE webhook_announcements SET handshake_secret = ? WHERE target = ?",
-                    (secret, key),
+                    "UPDATE webhook_announcement_queue SET handshake_secret = ? WHERE id = ?",
+                    (secret, announcement),
                 )
                 self._put(db, key, secret)
                 return True
@@ -293,11 +554,24 @@ class SQLiteSecretStore:
             self._put(db, key, secret)
             return True
 
-    def withdraw_announcement(self, target: str) -> Optional[str]:
+    def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
         key = target_key(target)
         with self._transaction(write=True) as db:
             row = db.execute(
-                "SELECT handshake_secret FROM webhook_announcements WHERE target = ?", (key,)
+                "SELECT handshake_secret FROM webhook_announcement_queue "
+                "WHERE id = ? AND target = ?",
+                (announcement, key),
             ).fetchone()
-            db.execute("DELETE FROM webhook_announcements WHERE target = ?", (key,))
+            db.execute(
+                "DELETE FROM webhook_announcement_queue WHERE id = ? AND target = ?",
+                (announcement, key),
+            )
         return None if row is None or row[0] is None else str(row[0])
+
+
+class _Missing(Exception):
+    """The store's file or tables are gone; ``cause`` says how we noticed."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause

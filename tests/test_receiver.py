@@ -138,11 +138,13 @@ def test_unannounced_handshakes_can_be_allowed_for_simple_setups(store: MemorySe
 def test_a_malformed_handshake_secret_is_refused(
     receiver: WebhookReceiver, store: MemorySecretStore, bad_secret: str
 ) -> None:
-    store.announce(TARGET)
+    announcement = store.announce(TARGET)
     answer = receiver.handle(TARGET, {"X-Hook-Secret": bad_secret}, b"")
     assert answer.status == 400
     assert store.get(TARGET) is None
-    assert store.withdraw_announcement(TARGET) is None, "the announcement must stay unused"
+    assert store.withdraw_announcement(TARGET, announcement) is None, (
+        "the announcement must stay unused"
+    )
 
 
 def test_the_app_learns_of_a_handshake(store: MemorySecretStore) -> None:

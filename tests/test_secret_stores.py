@@ -1,14 +1,16 @@
-"""Secret stores: one contract for memory, SQLite and Django; SQLite's file is owner-only."""
+"""Secret stores beyond the shared contract (``secret_store_contract.py``): target keys, and
+SQLite's own promises (owner-only file, WAL, locks, a deleted file, many first users)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,151 +21,6 @@ from asana_webhooks import MemorySecretStore, SecretStore, SQLiteSecretStore, ta
 SECRET = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
 OTHER = "0f" * 32
 TARGET = "https://example.com/asana/webhooks/1201?team=a"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def _django_store(clock: Clock) -> SecretStore:
-    from receiving_django import ensure_django
-
-    ensure_django()
-    from asana_webhooks.contrib.django import DjangoSecretStore
-    from asana_webhooks.contrib.django.models import WebhookAnnouncement, WebhookSecret
-
-    WebhookSecret.objects.all().delete()
-    WebhookAnnouncement.objects.all().delete()
-    return DjangoSecretStore(clock=clock)
-
-
-@pytest.fixture(params=["memory", "sqlite", "django"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[SecretStore]:
-    if request.param == "memory":
-        yield MemorySecretStore(clock=clock)
-    elif request.param == "sqlite":
-        yield SQLiteSecretStore(tmp_path / "secrets.sqlite3", clock=clock)
-    else:
-        yield _django_store(clock)
-
-
-def test_every_store_satisfies_the_protocol(store: SecretStore) -> None:
-    assert isinstance(store, SecretStore)
-
-
-def test_set_get_delete(store: SecretStore) -> None:
-    assert store.get(TARGET) is None
-    store.set(TARGET, SECRET)
-    assert store.get(TARGET) == SECRET
-    store.set(TARGET, OTHER)
-    assert store.get(TARGET) == OTHER, "set must replace the previous secret"
-    store.delete(TARGET)
-    assert store.get(TARGET) is None
-    store.delete(TARGET)  # forgetting an unknown target is no error
-
-
-def test_a_url_and_its_path_and_query_are_the_same_target(store: SecretStore) -> None:
-    store.set(TARGET, SECRET)
-    assert store.get("/asana/webhooks/1201?team=a") == SECRET
-    assert store.get("http://other-host:8080/asana/webhooks/1201?team=a") == SECRET
-    assert store.get("/asana/webhooks/1201") is None, "the query string is part of the key"
-    assert store.get("/asana/webhooks/1201?team=b") is None
-
-
-def test_an_unannounced_handshake_stores_nothing(store: SecretStore) -> None:
-    assert not store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    assert store.get(TARGET) is None
-
-
-def test_an_announcement_admits_exactly_one_handshake(store: SecretStore) -> None:
-    store.announce(TARGET, 60)
-    assert store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    assert store.get(TARGET) == SECRET
-    assert not store.accept_handshake(TARGET, OTHER, require_announcement=True)
-    assert not store.accept_handshake(TARGET, OTHER, require_announcement=False)
-    assert store.get(TARGET) == SECRET, "a second handshake must not replace the first"
-    assert store.withdraw_announcement(TARGET) == SECRET
-
-
-def test_an_announcement_expires(store: SecretStore, clock: Clock) -> None:
-    store.announce(TARGET, 60)
-    clock.now += 61
-    assert not store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    assert store.get(TARGET) is None
-    assert store.withdraw_announcement(TARGET) is None
-
-
-def test_withdrawing_closes_the_window(store: SecretStore) -> None:
-    store.announce(TARGET, 60)
-    assert store.withdraw_announcement(TARGET) is None, "no handshake arrived"
-    assert not store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    assert store.withdraw_announcement(TARGET) is None
-
-
-def test_an_announced_handshake_replaces_an_old_secret(store: SecretStore) -> None:
-    store.set(TARGET, OTHER)
-    store.announce(TARGET, 60)
-    assert store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    assert store.get(TARGET) == SECRET
-
-
-def test_unannounced_mode_admits_only_a_target_without_a_secret(store: SecretStore) -> None:
-    assert store.accept_handshake(TARGET, SECRET, require_announcement=False)
-    assert store.get(TARGET) == SECRET
-    assert not store.accept_handshake(TARGET, OTHER, require_announcement=False)
-    assert store.get(TARGET) == SECRET, "a stranger must not replace a stored secret"
-
-
-def test_announcing_again_opens_a_new_window(store: SecretStore) -> None:
-    store.announce(TARGET, 60)
-    assert store.accept_handshake(TARGET, SECRET, require_announcement=True)
-    store.announce(TARGET, 60)
-    assert store.accept_handshake(TARGET, OTHER, require_announcement=True)
-    assert store.withdraw_announcement(TARGET) == OTHER
-
-
-@pytest.mark.parametrize("ttl", [0, -1.0, float("nan")])
-def test_a_non_positive_ttl_is_refused(store: SecretStore, ttl: float) -> None:
-    with pytest.raises(ValueError, match="ttl"):
-        store.announce(TARGET, ttl)
-
-
-def test_reprs_never_show_secrets(store: SecretStore) -> None:
-    store.set(TARGET, SECRET)
-    assert SECRET not in repr(store)
-
-
-def test_concurrent_handshakes_for_one_announcement_admit_one(store: SecretStore) -> None:
-    store.announce(TARGET, 60)
-    results: list[bool] = []
-    barrier = threading.Barrier(8)
-
-    def handshake(n: int) -> None:
-        barrier.wait(timeout=10)
-        try:
-            results.append(store.accept_handshake(TARGET, f"{n:064x}", require_announcement=True))
-        finally:
-            if type(store).__name__ == "DjangoSecretStore":
-                from django.db import connections
-
-                connections.close_all()  # each thread has its own Django connection
-
-    threads = [threading.Thread(target=handshake, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(results) == [False] * 7 + [True]
-    assert store.get(TARGET) == store.withdraw_announcement(TARGET)
 
 
 # --- target keys -------------------------------------------------------------------------
@@ -184,6 +41,15 @@ def test_concurrent_handshakes_for_one_announcement_admit_one(store: SecretStore
         ("/asana/caf\u00e9", "/asana/caf%C3%A9"),
         ("/asana?x=a%2fb", "/asana?x=a%2Fb"),
         ("/asana?x=a b", "/asana?x=a%20b"),
+        # Escaped reserved characters stay escaped (upper-cased): they are other URLs.
+        ("/asana/a%2fb", "/asana/a%2Fb"),
+        ("/asana/a%3Bb", "/asana/a%3Bb"),
+        ("/asana/%2541", "/asana/%2541"),
+        ("/asana/%41%62", "/asana/Ab"),
+        ("/asana/100%", "/asana/100%25"),
+        ("/asana/%zz", "/asana/%25zz"),
+        ("/asana/a%3Fb?q=%3f", "/asana/a%3Fb?q=%3F"),
+        ("/asana?x=%7e", "/asana?x=~"),
     ],
 )
 def test_target_key(target: str, key: str) -> None:
@@ -235,7 +101,7 @@ def test_sqlite_uses_wal_and_keeps_secrets_across_instances(tmp_path: Path) -> N
 def test_sqlite_is_shared_between_processes(tmp_path: Path) -> None:
     path = tmp_path / "secrets.sqlite3"
     store = SQLiteSecretStore(path)
-    store.announce(TARGET)
+    announcement = store.announce(TARGET)
     child = textwrap.dedent(
         f"""
         from asana_webhooks import SQLiteSecretStore
@@ -244,7 +110,7 @@ def test_sqlite_is_shared_between_processes(tmp_path: Path) -> None:
         """
     )
     subprocess.run([sys.executable, "-c", child], check=True, timeout=60)
-    assert store.withdraw_announcement(TARGET) == SECRET
+    assert store.withdraw_announcement(TARGET, announcement) == SECRET
     assert store.get(TARGET) == SECRET
 
 
@@ -271,7 +137,7 @@ def test_sqlite_rolls_back_a_handshake_that_fails_halfway(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = SQLiteSecretStore(tmp_path / "secrets.sqlite3")
-    store.announce(TARGET)
+    announcement = store.announce(TARGET)
 
     def crash(*args: object) -> None:
         raise RuntimeError("process died here")
@@ -285,7 +151,7 @@ def test_sqlite_rolls_back_a_handshake_that_fails_halfway(
     assert store.accept_handshake(TARGET, SECRET, require_announcement=True), (
         "the failed handshake must not have used up the announcement"
     )
-    assert store.withdraw_announcement(TARGET) == SECRET
+    assert store.withdraw_announcement(TARGET, announcement) == SECRET
 
 
 @pytest.mark.parametrize("timeout", [0, -1])
@@ -297,3 +163,134 @@ def test_sqlite_timeout_must_be_finite_and_positive(tmp_path: Path, timeout: flo
 def test_memory_store_factory_signature() -> None:
     make: Callable[[], SecretStore] = MemorySecretStore
     assert make().get(TARGET) is None
+
+
+def test_different_urls_never_share_a_key() -> None:
+    urls = ["/a/b", "/a%2Fb", "/a%252Fb", "/a%25", "/a%2525", "/a;b", "/a%3Bb", "/a?b", "/a%3Fb"]
+    keys = [target_key(url) for url in urls]
+    assert len(set(keys)) == len(urls), dict(zip(urls, keys))
+
+
+# --- SQLite: store faults (issue #12 items 9, 10, 11) ------------------------------------
+
+
+def test_sqlite_file_deleted_while_running_is_made_again_owner_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "secrets.sqlite3"
+    store = SQLiteSecretStore(path)
+    store.set(TARGET, SECRET)
+    for name in os.listdir(tmp_path):
+        os.unlink(tmp_path / name)
+    old_umask = os.umask(0o022)
+    try:
+        with caplog.at_level(logging.WARNING, logger="asana_webhooks"):
+            assert store.get(TARGET) is None, "the secrets went with the file"
+            store.set(TARGET, OTHER)
+            announcement = store.announce(TARGET)
+            assert store.accept_handshake(TARGET, SECRET, require_announcement=True)
+            assert store.withdraw_announcement(TARGET, announcement) == SECRET
+    finally:
+        os.umask(old_umask)
+    assert _mode(path) == 0o600, f"the new file is {oct(_mode(path))}, not 0600"
+    warnings = [r for r in caplog.records if "deleted while in use" in r.getMessage()]
+    assert len(warnings) == 1, f"expected one warning, got {[r.getMessage() for r in warnings]}"
+    assert SECRET not in caplog.text and OTHER not in caplog.text
+
+
+def test_sqlite_file_replaced_by_an_empty_one_gets_its_tables_again(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.sqlite3"
+    store = SQLiteSecretStore(path)
+    store.set(TARGET, SECRET)
+    os.unlink(path)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    assert store.get(TARGET) is None
+    store.set(TARGET, OTHER)
+    assert SQLiteSecretStore(path).get(TARGET) == OTHER
+
+
+def test_sqlite_file_deleted_under_many_threads(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.sqlite3"
+    store = SQLiteSecretStore(path)
+    store.set(TARGET, SECRET)
+    os.unlink(path)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def use(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            store.set(f"/asana/{n}", SECRET)
+            assert store.get(f"/asana/{n}") == SECRET
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+
+
+_FIRST_USE = textwrap.dedent(
+    """
+    import os, sys, time
+    from asana_webhooks import SQLiteSecretStore
+    path, start, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    store = SQLiteSecretStore(path)
+    time.sleep(max(0.0, start - time.time()))
+    announcement = store.announce(f"/asana/{n}")
+    assert store.accept_handshake(f"/asana/{n}", f"{n:064x}", require_announcement=True)
+    assert store.withdraw_announcement(f"/asana/{n}", announcement) == f"{n:064x}"
+    """
+)
+
+
+def test_sqlite_first_use_by_many_processes_at_once(tmp_path: Path) -> None:
+    """Item 10: a fresh file opened by many processes at the same moment, several rounds."""
+    processes, rounds = 8, 5
+    for round_ in range(rounds):
+        path = tmp_path / f"fresh-{round_}.sqlite3"
+        start = time.time() + 1.5  # all past their imports, then released together
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _FIRST_USE, str(path), str(start), str(n)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(processes)
+        ]
+        failures = []
+        for child in children:
+            _, stderr = child.communicate(timeout=120)
+            if child.returncode != 0:
+                failures.append(stderr.strip().splitlines()[-1:])
+        assert not failures, f"round {round_}: {failures}"
+        store = SQLiteSecretStore(path)
+        assert [store.get(f"/asana/{n}") for n in range(processes)] == [
+            f"{n:064x}" for n in range(processes)
+        ]
+        assert _mode(path) == 0o600
+
+
+def test_sqlite_in_memory_is_shared_by_the_store_s_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SQLiteSecretStore(":memory:")
+    store.set(TARGET, SECRET)
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(store.get(TARGET)))
+    thread.start()
+    thread.join(timeout=10)
+    assert seen == [SECRET], "another thread must see the same in-memory secrets"
+    assert SQLiteSecretStore(":memory:").get(TARGET) is None, "each store has its own memory"
+    assert os.listdir(tmp_path) == [], "no file named ':memory:' (or any other) is left"
+
+
+@pytest.mark.parametrize("path", ["", "file:secrets.sqlite3?mode=memory"])
+def test_sqlite_refuses_paths_it_cannot_share(path: str) -> None:
+    with pytest.raises(ValueError, match="SQLiteSecretStore"):
+        SQLiteSecretStore(path)

@@ -31,9 +31,15 @@ class WebhookSecret(models.Model):  # type: ignore[misc]  # Django ships no type
 
 
 class WebhookAnnouncement(models.Model):  # type: ignore[misc]  # Django ships no type hints
-    """A window in which one handshake for a target is welcome."""
+    """A window in which one handshake for a target is welcome.
 
-    target_hash = models.CharField(max_length=64, primary_key=True)
+    A target's announcements queue in ``seq`` order: only the oldest live one admits a
+    handshake. ``announcement_id`` is what ``DjangoSecretStore.announce`` returns.
+    """
+
+    seq = models.BigAutoField(primary_key=True)
+    announcement_id = models.CharField(max_length=32, unique=True)
+    target_hash = models.CharField(max_length=64)
     target = models.TextField()
     # Seconds since the epoch: compared with time.time(), free of time-zone settings.
     expires_at = models.FloatField()
@@ -43,9 +49,10 @@ class WebhookAnnouncement(models.Model):  # type: ignore[misc]  # Django ships n
         app_label = "asana_webhooks"
         db_table = "asana_webhooks_announcement"
         verbose_name = "webhook announcement"
+        indexes = [models.Index(fields=["target_hash", "seq"], name="asana_webhooks_ann_queue")]
 
     def __str__(self) -> str:
         return str(self.target)
 
     def __repr__(self) -> str:
-        return f"<WebhookAnnouncement for {self.target!r}>"
+        return f"<WebhookAnnouncement {self.announcement_id} for {self.target!r}>"

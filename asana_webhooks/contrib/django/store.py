@@ -6,7 +6,13 @@ import hashlib
 import time
 from typing import Any, Callable, Optional
 
-from asana_webhooks._secrets import DEFAULT_ANNOUNCEMENT_TTL, target_key
+from asana_webhooks._secrets import (
+    ANNOUNCEMENT_GRACE,
+    DEFAULT_ANNOUNCEMENT_TTL,
+    _check_ttl,
+    new_announcement_id,
+    target_key,
+)
 
 
 def _hash(key: str) -> str:
@@ -24,9 +30,16 @@ class DjangoSecretStore:
     """A secret store on the Django ORM.
 
     Needs ``"asana_webhooks.contrib.django"`` in ``INSTALLED_APPS`` and ``manage.py migrate``.
-    ``using`` names the database alias (default: the router's choice for writes). Every call
-    is one transaction; the handshake's check-and-store is a conditional UPDATE, so it stays
-    atomic on every database, SQLite included.
+    ``using`` names the database alias (default: the router's choice for writes).
+
+    Every call is one transaction, and every transaction that writes *writes first*: on
+    SQLite a transaction that reads and then writes fails at once with "database is locked"
+    when another connection wrote meanwhile (SQLite cannot wait there, and ignores
+    ``select_for_update``), while one that starts with a write waits for the lock like any
+    other. On PostgreSQL (and MySQL) the same first write locks the target's announcement
+    rows, so a handshake and a withdrawal of one target never interleave. Call the store
+    outside your own ``atomic`` blocks: inside one that has read already, SQLite can still
+    refuse the upgrade.
     """
 
     def __init__(self, *, using: Optional[str] = None, clock: Callable[[], float] = time.time):
@@ -61,34 +74,72 @@ class DjangoSecretStore:
             self._put(db, target_key(target), secret)
 
     def _put(self, db: str, key: str, secret: str) -> None:
+        # UPDATE, then INSERT if there was nothing to update: a write first, never a read.
+        from django.db import IntegrityError, transaction
+        from django.utils import timezone
+
         secret_model, _ = _models()
-        secret_model.objects.using(db).update_or_create(
-            target_hash=_hash(key), defaults={"target": key, "secret": secret}
-        )
+        rows = secret_model.objects.using(db).filter(target_hash=_hash(key))
+        values = {"target": key, "secret": secret, "updated_at": timezone.now()}
+        if rows.update(**values):
+            return
+        try:
+            with transaction.atomic(using=db):
+                secret_model.objects.using(db).create(target_hash=_hash(key), **values)
+        except IntegrityError:  # another connection inserted it meanwhile (PostgreSQL)
+            rows.update(**values)
 
     def delete(self, target: str) -> None:
-        secret_model, _ = _models()
-        secret_model.objects.using(self._db()).filter(
-            target_hash=_hash(target_key(target))
-        ).delete()
-
-    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> None:
         from django.db import transaction
 
-        if not ttl > 0:
-            raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
-        _, announcement_model = _models()
-        key = target_key(target)
+        secret_model, _ = _models()
         db = self._db()
         with transaction.atomic(using=db):
-            announcement_model.objects.using(db).update_or_create(
-                target_hash=_hash(key),
-                defaults={
-                    "target": key,
-                    "expires_at": self._clock() + float(ttl),
-                    "handshake_secret": None,
-                },
+            secret_model.objects.using(db).filter(target_hash=_hash(target_key(target))).delete()
+
+    def _lock_target(self, db: str, key_hash: str) -> None:
+        # A write that changes nothing: it takes SQLite's write lock (even when it matches no
+        # row) and, elsewhere, the row locks of this target's announcements.
+        from django.db.models import F
+
+        _, announcement_model = _models()
+        announcement_model.objects.using(db).filter(target_hash=key_hash).update(
+            expires_at=F("expires_at")
+        )
+
+    def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
+        from django.db import transaction
+
+        ttl = _check_ttl(ttl)
+        _, announcement_model = _models()
+        key = target_key(target)
+        key_hash = _hash(key)
+        announcement = new_announcement_id()
+        db = self._db()
+        with transaction.atomic(using=db):
+            now = self._clock()
+            # Announcements whose process died before withdrawing them: long expired, gone.
+            announcement_model.objects.using(db).filter(
+                target_hash=key_hash, expires_at__lte=now - ANNOUNCEMENT_GRACE
+            ).delete()
+            announcement_model.objects.using(db).create(
+                announcement_id=announcement,
+                target_hash=key_hash,
+                target=key,
+                expires_at=now + ttl,
             )
+        return announcement
+
+    def current_announcement(self, target: str) -> Optional[str]:
+        _, announcement_model = _models()
+        current = (
+            announcement_model.objects.using(self._db())
+            .filter(target_hash=_hash(target_key(target)), expires_at__gt=self._clock())
+            .order_by("seq")
+            .values_list("announcement_id", flat=True)
+            .first()
+        )
+        return None if current is None else str(current)
 
     def accept_handshake(self, target: str, secret: str, *, require_announcement: bool) -> bool:
         from django.db import IntegrityError, transaction
@@ -98,34 +149,45 @@ class DjangoSecretStore:
         key_hash = _hash(key)
         db = self._db()
         with transaction.atomic(using=db):
-            announcements = announcement_model.objects.using(db).filter(target_hash=key_hash)
-            # Only one handshake can turn handshake_secret from NULL: it alone wins.
-            claimed = announcements.filter(
-                expires_at__gt=self._clock(), handshake_secret__isnull=True
-            ).update(handshake_secret=secret)
-            if claimed:
+            self._lock_target(db, key_hash)
+            current = (
+                announcement_model.objects.using(db)
+                .filter(target_hash=key_hash, expires_at__gt=self._clock())
+                .order_by("seq")
+                .values_list("seq", "handshake_secret")
+                .first()
+            )
+            if current is not None:
+                seq, received = current
+                if received is not None:
+                    return False
+                announcement_model.objects.using(db).filter(seq=seq).update(handshake_secret=secret)
                 self._put(db, key, secret)
                 return True
-            if require_announcement or announcements.exists():
+            if require_announcement:
+                return False
+            if secret_model.objects.using(db).filter(target_hash=key_hash).exists():
                 return False
             try:
                 with transaction.atomic(using=db):
                     secret_model.objects.using(db).create(
                         target_hash=key_hash, target=key, secret=secret
                     )
-            except IntegrityError:  # the target has a secret already
+            except IntegrityError:  # the target got a secret meanwhile
                 return False
             return True
 
-    def withdraw_announcement(self, target: str) -> Optional[str]:
+    def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
         from django.db import transaction
 
         _, announcement_model = _models()
+        key_hash = _hash(target_key(target))
         db = self._db()
         with transaction.atomic(using=db):
+            self._lock_target(db, key_hash)
             rows = announcement_model.objects.using(db).filter(
-                target_hash=_hash(target_key(target))
+                announcement_id=announcement, target_hash=key_hash
             )
-            received = rows.select_for_update().values_list("handshake_secret", flat=True).first()
+            received = rows.values_list("handshake_secret", flat=True).first()
             rows.delete()
         return None if received is None else str(received)
