@@ -6,7 +6,7 @@ the application typed events.
 """
 
 # --- client (issue 2) ---
-from asana_webhooks._client import ApiClient, AsanaChangeWarning
+from asana_webhooks._client import ApiClient, ApiResponse, AsanaChangeWarning
 from asana_webhooks._configuration import Configuration
 from asana_webhooks._converter import make_converter
 from asana_webhooks._errors import (
@@ -103,6 +103,35 @@ from asana_webhooks._ensure import (
 )
 from asana_webhooks._health import Contact, WebhookHealth, webhook_health
 
+# --- the inbox and workers (issue 14) ---
+# isort: split
+from asana_webhooks._handoff import HandOff, sweep
+from asana_webhooks._inbox import (
+    DEFAULT_DEDUPE_WINDOW,
+    Claim,
+    Inbox,
+    InboxError,
+    InboxStats,
+    StoredEvent,
+    StoreResult,
+    event_key,
+)
+from asana_webhooks._metrics import ReceiverMetrics, prometheus_text
+from asana_webhooks._sqlite_inbox import SQLiteInbox
+from asana_webhooks._urls import InvalidURLError, open_inbox, open_secret_store
+from asana_webhooks._worker import DrainResult, Worker
+
+# --- the Events API and the reconciler (issue 15) ---
+# isort: split
+from asana_webhooks._events_api import (
+    EventsApi,
+    EventsResponse,
+    EventStream,
+    InvalidSyncTokenError,
+)
+from asana_webhooks._inbox import SyncState
+from asana_webhooks._reconcile import Reconciler, ReconcileResult
+
 # --- authentication (issue 8) ---
 # isort: split
 from asana_webhooks._auth import (
@@ -126,6 +155,7 @@ __all__ = [
     "__version__",
     # client
     "ApiClient",
+    "ApiResponse",
     "AsanaChangeWarning",
     "InsecureTransportWarning",
     "Configuration",
@@ -202,6 +232,33 @@ __all__ = [
     "load_declared",
     "parse_declared",
     "webhook_health",
+    # the inbox and workers
+    "DEFAULT_DEDUPE_WINDOW",
+    "Claim",
+    "DrainResult",
+    "HandOff",
+    "Inbox",
+    "InboxError",
+    "InboxStats",
+    "InvalidURLError",
+    "ReceiverMetrics",
+    "SQLiteInbox",
+    "StoreResult",
+    "StoredEvent",
+    "Worker",
+    "event_key",
+    "open_inbox",
+    "open_secret_store",
+    "prometheus_text",
+    "sweep",
+    # the Events API and the reconciler
+    "EventsApi",
+    "EventsResponse",
+    "EventStream",
+    "InvalidSyncTokenError",
+    "ReconcileResult",
+    "Reconciler",
+    "SyncState",
     # authentication
     "ASANA_TOKEN_URL",
     "AuthenticationError",

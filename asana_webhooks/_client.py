@@ -6,18 +6,22 @@ import http
 import json
 import logging
 import threading
+import time
 import urllib.parse
 import warnings
-from collections.abc import Iterable
-from typing import Callable, Optional
+from collections.abc import Iterable, Mapping
+from typing import Callable, Generic, Optional, TypeVar
 
+import attrs
 import tenacity
 
 from asana_webhooks._auth import Credential, TokenSource, as_credential
 from asana_webhooks._configuration import Configuration
 from asana_webhooks._converter import describe_body, structure
 from asana_webhooks._errors import (
+    ApiConnectionError,
     ApiException,
+    AsanaError,
     Error,
     RateLimitError,
     UnauthorizedError,
@@ -35,6 +39,24 @@ from asana_webhooks._transport import (
 logger = logging.getLogger("asana_webhooks")
 
 Query = Iterable[tuple[str, str]]
+
+T = TypeVar("T")
+
+
+@attrs.define(slots=True)
+class ApiResponse(Generic[T]):
+    """What a ``*_with_http_info`` call returns, as Asana's generated clients do: the typed
+    ``data``, the HTTP ``status_code``, the response ``headers`` (case-insensitive; rate-limit
+    information, ``Asana-Change``) and the body as received (``raw_data``).
+
+    The headers and the raw body stay out of the repr: a create's body carries the webhook's
+    ``X-Hook-Secret``.
+    """
+
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    data: T
+    raw_data: bytes = attrs.field(repr=False)
 
 
 class AsanaChangeWarning(UserWarning):
@@ -138,7 +160,10 @@ class ApiClient:
             config = self.configuration
             credential = config.token_provider
             if credential is None:
-                return config.access_token  # the plain-token path: two attribute reads
+                token = config.access_token
+                if token is None or isinstance(token, str):
+                    return token  # the plain-token path: a few attribute reads
+                credential = token  # a token provider given as access_token
         return credential.token(self.transport)
 
     def _reauthorize(self, rejected: str, error: ApiException) -> bool:
@@ -146,6 +171,10 @@ class ApiClient:
         credential = self._credential
         if credential is None:
             credential = self.configuration.token_provider
+        if credential is None and not isinstance(
+            self.configuration.access_token, (str, type(None))
+        ):
+            credential = self.configuration.access_token
         return credential is not None and credential.reauthorize(rejected, error, self.transport)
 
     def _headers(self, has_body: bool) -> dict[str, str]:
@@ -180,31 +209,76 @@ class ApiClient:
         body: Optional[bytes] = None,
         timeout: Optional[Timeout] = None,
         authorize: Optional[Callable[[dict[str, str]], None]] = None,
+        gone_after_retry_is_done: bool = False,
     ) -> Response:
         """Send one API request with retries; return the 2xx response or raise our error.
 
         ``path`` is relative to ``configuration.host`` (``/webhooks/123``); ``query`` is a
         sequence of already-formatted ``(name, value)`` pairs.
+
+        ``gone_after_retry_is_done`` (a DELETE): a 404 on a retry, after an attempt that may
+        have reached Asana (its answer was lost, or it was a 5xx), means that attempt did the
+        work; the 404 response is returned instead of raised.
+
+        A failure raises our error with a short traceback (the caller's frames and this
+        one, not the retry machinery's); after retries, the error's message says how many
+        attempts were made and how each ended.
         """
+        try:
+            return self._request(
+                method, path, query, body, timeout, authorize, gone_after_retry_is_done
+            )
+        except AsanaError as error:
+            # The same error, raised afresh: the frames below (the retry machinery's, the
+            # transport's) would bury the caller's line; the backend's cause stays attached.
+            raise error.with_traceback(None)  # noqa: B904
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Optional[Query],
+        body: Optional[bytes],
+        timeout: Optional[Timeout],
+        authorize: Optional[Callable[[dict[str, str]], None]],
+        gone_after_retry_is_done: bool,
+    ) -> Response:
         config = self.configuration
         url = config.host + path
         if query:
             url = f"{url}?{urllib.parse.urlencode(list(query))}"
         headers = self._headers(body is not None)
-        request = Request(method, url, headers, body, timeout or config.timeout)
+        policy = config.retry
+        # The retry budget bounds the whole call, the last attempt included.
+        deadline = time.monotonic() + policy.max_time
+        request = Request(method, url, headers, body, timeout or config.timeout, deadline)
         transport = self.transport
         reauthorized = False
+        maybe_done = False  # an earlier attempt may have reached Asana
 
         def attempt() -> Response:
-            nonlocal reauthorized
+            nonlocal reauthorized, maybe_done
             # The token is read per attempt, so a refreshed token is used on the retry.
             token = self.access_token()
             if token:
                 headers["Authorization"] = f"Bearer {token}"
             if authorize is not None:
                 authorize(headers)
-            response = transport.handle_request(request)
+            try:
+                response = transport.handle_request(request)
+            except ApiConnectionError as exc:
+                maybe_done = maybe_done or exc.request_sent
+                raise
             if response.status >= 400:
+                if response.status == 404 and maybe_done and gone_after_retry_is_done:
+                    logger.info(
+                        "asana_webhooks: %s %s: 404 on the retry after an answer was lost; "
+                        "the earlier attempt did it",
+                        method,
+                        path,
+                    )
+                    return response
+                maybe_done = maybe_done or response.status >= 500
                 error = self._error(response, method, path)
                 if (
                     isinstance(error, UnauthorizedError)
@@ -220,7 +294,7 @@ class ApiClient:
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("asana_webhooks: %s %s", method, path)
-        response = call_with_retries(self._retrying_for(config.retry, method), attempt)
+        response = call_with_retries(self._retrying_for(policy, method), attempt)
         if debug:
             logger.debug("asana_webhooks: %s %s -> %d", method, path, response.status)
         changes = response.headers.get("Asana-Change")

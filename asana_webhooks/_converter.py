@@ -444,10 +444,12 @@ def loads_json(body: bytes) -> Any:
 
 
 def describe_body(body: bytes) -> str:
-    """What a body that is not JSON looks like, for an error message (never its secrets:
-    Asana's answers carry none, and only the first 40 bytes are shown)."""
+    """What a body that is not JSON looks like, for an error message: its first 40 bytes,
+    unless it carries an ``X-Hook-Secret`` (a create's answer does), which is never shown."""
     if not body:
         return "empty body"
+    if b"hook-secret" in body.lower():
+        return f"{len(body)} bytes, not shown: they carry an X-Hook-Secret"
     head = body[:40].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         return "an HTML page, probably from a proxy"

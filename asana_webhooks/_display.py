@@ -17,6 +17,7 @@ import importlib
 import json
 import sys
 import time
+import typing
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any, Callable, Optional, TextIO, TypeVar
 
@@ -97,12 +98,44 @@ def to_dicts(models: Any, *, include_secret: bool = False) -> list[dict[str, Any
     return [to_dict(item, include_secret=include_secret) for item in _items(models)]
 
 
-def to_dataframe(models: Any, *, include_secret: bool = False) -> Any:
+def _model_of(models: Any) -> Optional[type[Any]]:
+    """The class of the items in ``models`` when it says so without any: a page's ``data``."""
+    if not attrs.has(type(models)):
+        return None
+    for field in attrs.fields(attrs.resolve_types(type(models))):
+        if field.name == "data" and typing.get_origin(field.type) is list:
+            (item,) = typing.get_args(field.type)
+            return item if attrs.has(item) else None
+    return None
+
+
+def _empty_columns(model: type[Any], include_secret: bool, prefix: str = "") -> dict[str, str]:
+    """The columns (and dtypes) a frame of ``model`` has: nested models flattened."""
+    columns: dict[str, str] = {}
+    for field in attrs.fields(attrs.resolve_types(model)):
+        if _is_secret(field) and not include_secret:
+            continue
+        kind = _bare(field.type)
+        name = f"{prefix}{field.name}"
+        if attrs.has(kind):
+            columns.update(_empty_columns(kind, include_secret, f"{name}."))
+        else:
+            columns[name] = "datetime64[ns, UTC]" if kind is _dt.datetime else "object"
+    return columns
+
+
+def to_dataframe(
+    models: Any, *, include_secret: bool = False, model: Optional[type[Any]] = None
+) -> Any:
     """Models as a pandas ``DataFrame``, one row each, nested objects flattened.
 
     ``resource`` becomes ``resource.gid``, ``resource.name``, ...; date-time columns are
     timezone-aware ``datetime64`` (missing values are ``NaT``); lists (``filters``) stay in
     one column. Needs pandas (the ``notebook`` extra); imported only when called.
+
+    No models, no rows: but the frame still has the columns of ``model`` (the items' class,
+    for instance ``WebhookResponse``; a page says it itself), so code that selects columns
+    works on an empty workspace too.
     """
     try:
         pd: Any = importlib.import_module("pandas")
@@ -111,12 +144,26 @@ def to_dataframe(models: Any, *, include_secret: bool = False) -> Any:
             "to_dataframe needs pandas: pip install 'asana-webhooks[notebook]' or pandas"
         ) from exc
     rows = [_flatten(row) for row in to_dicts(models, include_secret=include_secret)]
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    if not rows:
+        model = model or _model_of(models)
+        if model is None:
+            return pd.DataFrame()
+        columns = _empty_columns(model, include_secret)
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+    frame = pd.DataFrame.from_records(rows)
     for column in frame.columns:
         values = [value for value in frame[column] if value is not None and value == value]
         if values and all(isinstance(value, _dt.datetime) for value in values):
             frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
+
+
+def _bare(tp: Any) -> Any:
+    """X for ``Optional[X]``, else ``tp``."""
+    args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+    if typing.get_origin(tp) is typing.Union and len(args) == 1:
+        return args[0]
+    return tp
 
 
 def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -179,6 +226,15 @@ def _cell_html(value: Any, tag: str = "td") -> str:
 # --- HTML ----------------------------------------------------------------------------------------
 
 
+def _model_columns(model: type[Any]) -> list[str]:
+    """The columns a table of ``model`` would have if every field had a value."""
+    return [
+        field.name
+        for field in attrs.fields(model)
+        if not _is_secret(field) and field.name not in _HIDDEN_COLUMNS
+    ]
+
+
 def _columns(items: Sequence[Any]) -> list[str]:
     """Fields worth a column: not secret, not redundant, set on at least one item."""
     seen: dict[str, None] = {}
@@ -194,15 +250,27 @@ def _columns(items: Sequence[Any]) -> list[str]:
     return sorted(seen, key=lambda name: order.index(name) if name in order else len(order))
 
 
-def table_html(models: Iterable[Any], caption: Optional[str] = None) -> str:
-    """An escaped HTML table, one row per model, one column per field that has a value."""
+def table_html(
+    models: Iterable[Any], caption: Optional[str] = None, model: Optional[type[Any]] = None
+) -> str:
+    """An escaped HTML table, one row per model, one column per field that has a value.
+
+    Without models, the header still names the columns of ``model`` when it is given.
+    """
     items = list(models)
     columns = _columns(items)
     parts = [_STYLE, '<table class="asana-webhooks">']
     if caption is not None:
         parts.append(f"<caption>{html.escape(caption)}</caption>")
     if not items:
-        parts.append("<tbody><tr><td>(none)</td></tr></tbody></table>")
+        if model is not None:
+            names = _model_columns(model)
+            parts.append("<thead><tr>")
+            parts.extend(f"<th>{html.escape(name)}</th>" for name in names)
+            parts.append(f'</tr></thead><tbody><tr><td colspan="{len(names)}">(none)</td></tr>')
+            parts.append("</tbody></table>")
+        else:
+            parts.append("<tbody><tr><td>(none)</td></tr></tbody></table>")
         return "".join(parts)
     parts.append("<thead><tr>")
     parts.extend(f"<th>{html.escape(name)}</th>" for name in columns)
@@ -265,9 +333,13 @@ class Displayable:
 class Table(Sequence[Any]):
     """A list of models that Jupyter shows as one HTML table and a terminal as text columns."""
 
-    def __init__(self, models: Any, caption: Optional[str] = None) -> None:
+    def __init__(
+        self, models: Any, caption: Optional[str] = None, *, model: Optional[type[Any]] = None
+    ) -> None:
         self.items: list[Any] = _items(models)
         self.caption = caption
+        #: The items' class: the columns of an empty table and of its empty DataFrame.
+        self.model = model or _model_of(models) or (type(self.items[0]) if self.items else None)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -276,13 +348,13 @@ class Table(Sequence[Any]):
         return self.items[index]
 
     def _repr_html_(self) -> str:
-        return table_html(self.items, self.caption)
+        return table_html(self.items, self.caption, self.model)
 
     def to_dicts(self, *, include_secret: bool = False) -> list[dict[str, Any]]:
         return to_dicts(self.items, include_secret=include_secret)
 
     def to_dataframe(self, *, include_secret: bool = False) -> Any:
-        return to_dataframe(self.items, include_secret=include_secret)
+        return to_dataframe(self.items, include_secret=include_secret, model=self.model)
 
     def __repr__(self) -> str:
         columns = _columns(self.items)
@@ -301,12 +373,16 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def as_table(models: Any, caption: Optional[str] = None) -> Table:
+def as_table(
+    models: Any, caption: Optional[str] = None, *, model: Optional[type[Any]] = None
+) -> Table:
     """Wrap webhooks or events so a notebook shows them as one table.
 
     ``as_table(api.iter_webhooks(workspace))``, ``as_table(parse_events(body))``, or a page.
+    ``model`` names the items' class (``WebhookResponse``, ``Event``): an empty listing then
+    still shows its columns, and its ``to_dataframe()`` has them. A page says it itself.
     """
-    return Table(models, caption)
+    return Table(models, caption, model=model)
 
 
 # --- progress ------------------------------------------------------------------------------------

@@ -8,7 +8,18 @@ import attrs
 
 
 class AsanaError(Exception):
-    """Base of every error this library raises."""
+    """Base of every error this library raises.
+
+    ``retry_history`` is set when the call was retried: how many attempts were made, over
+    how long, and how each ended (``"3 attempts in 1.6s: 503 Service Unavailable, ..."``).
+    It is also the end of the message.
+    """
+
+    retry_history: Optional[str] = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (after {self.retry_history})" if self.retry_history else text
 
 
 class InvalidRequestError(AsanaError, ValueError):
@@ -81,7 +92,8 @@ class ApiException(AsanaError):
             parts.append(text)
         if self.note:
             parts.append(self.note)
-        return ": ".join(parts)
+        text = ": ".join(parts)
+        return f"{text} (after {self.retry_history})" if self.retry_history else text
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"

@@ -163,6 +163,11 @@ def parse_events(body: bytes) -> list[Event]:
     JSON, a top level that is not an object with an ``events`` array, or an event of the wrong
     shape. Call it only on a body whose signature was verified.
     """
+    return parse_events_raw(body)[1]
+
+
+def parse_events_raw(body: bytes) -> tuple[list[Any], list[Event]]:
+    """Like ``parse_events``, and also return the raw event objects (for an inbox to keep)."""
     try:
         document = json.loads(body)
     except Exception as exc:  # ValueError, UnicodeError, RecursionError on deep nesting, ...
@@ -182,7 +187,18 @@ def parse_events(body: bytes) -> list[Event]:
             events.append(_structure_event(raw, Event))
         except Exception as exc:  # anything the converter raises is a malformed event
             raise InvalidPayloadError(_describe_event_failure(raw, index, exc)) from None
-    return events
+    return raw_events, events
+
+
+def event_from_raw(raw: Any) -> Event:
+    """Build one ``Event`` from its raw JSON object (as an inbox stored it).
+
+    Raises ``InvalidPayloadError`` naming the problem if it is not an event.
+    """
+    try:
+        return _structure_event(raw, Event)  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise InvalidPayloadError(_describe_event_failure(raw, 0, exc)) from None
 
 
 def _describe_event_failure(raw: Any, index: int, first: BaseException) -> str:

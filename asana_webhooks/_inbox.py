@@ -19,6 +19,8 @@ from typing import Any, Mapping, Optional, Protocol, Sequence, Union, runtime_ch
 
 import attrs
 
+from asana_webhooks._errors import AsanaError
+
 #: How long the keys of handled events are kept to drop redeliveries, in seconds. Asana retries
 #: a failing delivery for 24 hours; 48 covers that with a margin.
 DEFAULT_DEDUPE_WINDOW = 48 * 3600.0
@@ -85,6 +87,19 @@ def event_key(event: Union[Mapping[str, Any], Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def polled_target(resource: str) -> str:
+    """The target recorded for events recovered through the Events API for ``resource``."""
+    return f"events:{resource}"
+
+
+class InboxError(AsanaError):
+    """The inbox's database or server failed, or could not be reached in time.
+
+    Nothing is half-done: a ``store`` that raises it stored none of the delivery's events, so
+    a receiver answers 5xx and Asana delivers again.
+    """
+
+
 @attrs.frozen
 class StoredEvent:
     """One event in an inbox, as stored: the raw JSON, its key, where and when it came in."""
@@ -109,26 +124,53 @@ class StoreResult:
 
 @attrs.frozen
 class Claim:
-    """Events leased to one worker: no other worker gets them until the lease runs out."""
+    """Events leased to one worker: no other worker gets them until the lease runs out.
+
+    ``complete``, ``retry``, ``park``, ``release`` and ``renew`` act on ``events`` only, so a
+    worker that isolates a poison event settles each part on its own with ``claim.only(...)``.
+    """
 
     token: str  #: Identifies this claim to renew, complete, retry, park or release it.
     target: str
     events: tuple[StoredEvent, ...]
     expires_at: float
 
+    def only(self, events: Sequence[StoredEvent]) -> Claim:
+        """The same claim narrowed to ``events`` (which must be some of its own)."""
+        return attrs.evolve(self, events=tuple(events))
+
 
 @attrs.frozen
 class InboxStats:
     """Counters a site can graph. Counts are since the inbox was created (or purged)."""
 
-    pending: int = 0
-    in_progress: int = 0
-    failed: int = 0
-    handled: int = 0
-    duplicates: int = 0
-    retried: int = 0
-    oldest_pending_age: Optional[float] = None  #: Seconds; None when nothing is pending.
+    pending: int = 0  #: Waiting for a worker (including those waiting out a retry delay).
+    in_progress: int = 0  #: Claimed by a worker whose lease has not run out.
+    failed: int = 0  #: Parked now, waiting for inspection, replay or purge.
+    handled: int = 0  #: Events a handler completed, in total.
+    duplicates: int = 0  #: Events dropped because their key was already in the inbox.
+    retried: int = 0  #: Times an event went back to pending after its handler raised.
+    #: Seconds since the oldest event not yet handled (pending or in progress) was stored;
+    #: None when there is none. The one number to alert on: workers are behind or stopped.
+    oldest_pending_age: Optional[float] = None
     gaps: int = 0  #: Sync-token gaps reported by the reconciler.
+    stored: int = 0  #: Events stored, in total (webhook deliveries and polls).
+    parked: int = 0  #: Events parked as failed, in total (``failed`` is how many are now).
+
+
+@attrs.frozen
+class SyncState:
+    """The Events API position kept for one watched resource.
+
+    ``token`` is the sync token to send next. ``stored_at`` is when it was stored (Unix time):
+    if Asana later refuses it as too old, events since then may be missing. ``covered_since``
+    is when the unbroken run of tokens began (the first token, or the fresh one after a
+    refusal): every event after that moment has been read, or will be with ``token``.
+    """
+
+    token: str
+    stored_at: float
+    covered_since: float
 
 
 @runtime_checkable
@@ -144,23 +186,34 @@ class Inbox(Protocol):
         ...
 
     def claim(self, worker: str, *, lease: float, limit: int = 100) -> Optional[Claim]:
-        """Lease up to ``limit`` pending events of one target, in Asana's order; None if idle."""
+        """Lease the oldest available events of one target; None if there are none.
+
+        Up to ``limit`` events, in the order they were stored, and more only to keep one
+        delivery's events together. Available: pending and past any retry delay, or claimed
+        by a worker whose lease ran out (it died).
+        """
         ...
 
     def renew(self, claim: Claim, *, lease: float) -> bool:
-        """Extend a live claim; False if it expired and may belong to another worker now."""
+        """Extend a live claim; False if another worker has claimed its events since."""
         ...
 
     def complete(self, claim: Claim) -> None:
-        """The handler succeeded: mark the claim's events handled."""
+        """The handler succeeded: mark the claim's events handled.
+
+        Events another worker has claimed since (the lease ran out) are left to that worker.
+        """
         ...
 
     def retry(self, claim: Claim, error: str, *, delay: float) -> None:
-        """The handler raised: make the events pending again after ``delay`` seconds."""
+        """The handler raised: pending again after ``delay`` seconds, one attempt more."""
         ...
 
     def park(self, claim: Claim, error: str) -> None:
-        """Give up on the claim's events: keep them as failed, with the error, for replay."""
+        """Give up on the claim's events: keep them as failed, with the error, for replay.
+
+        Their keys stay, so a redelivery of a parked event is still a duplicate.
+        """
         ...
 
     def release(self, claim: Claim) -> None:
@@ -172,18 +225,27 @@ class Inbox(Protocol):
         ...
 
     def replay(self, ids: Sequence[str]) -> int:
-        """Make parked events pending again; return how many were found."""
+        """Make parked events pending again, attempts reset; return how many were found.
+
+        An id that is not a parked event (unknown, malformed, handled) is skipped.
+        """
         ...
 
     def purge(self) -> int:
-        """Delete parked events; return how many."""
+        """Drop parked events; return how many. Their keys are kept for the dedupe window."""
         ...
 
-    def prune(self, *, older_than: float = DEFAULT_DEDUPE_WINDOW) -> int:
-        """Forget handled events stored more than ``older_than`` seconds ago."""
+    def prune(self, *, older_than: Optional[float] = None) -> int:
+        """Forget handled (and purged) events finished more than ``older_than`` seconds ago.
+
+        None means the inbox's own dedupe window (``DEFAULT_DEDUPE_WINDOW`` unless set).
+        Pending and parked events are never pruned. Workers call this now and then.
+        """
         ...
 
-    def stats(self) -> InboxStats: ...
+    def stats(self) -> InboxStats:
+        """The inbox's counters and gauges (see ``InboxStats``)."""
+        ...
 
     def note_gap(self, resource: str, since: Optional[float]) -> None:
         """Count a sync-token gap for ``resource`` (events since ``since`` may be missing)."""
@@ -193,10 +255,28 @@ class Inbox(Protocol):
         """The Events API sync token stored for ``resource``, or None."""
         ...
 
-    def store_polled(
-        self, resource: str, events: Sequence[Mapping[str, Any]], sync: str
-    ) -> StoreResult:
-        """Store events read from the Events API and ``resource``'s next sync token, atomically."""
+    def sync_state(self, resource: str) -> Optional[SyncState]:
+        """The token stored for ``resource`` with when it was stored, or None."""
         ...
 
-    def close(self) -> None: ...
+    def store_polled(
+        self,
+        resource: str,
+        events: Sequence[Mapping[str, Any]],
+        sync: str,
+        *,
+        restart: bool = False,
+    ) -> StoreResult:
+        """Store events read from the Events API and ``resource``'s next sync token, atomically.
+
+        The events go in as ``store(polled_target(resource), events)`` would put them (same
+        dedupe); the token is replaced in the same transaction, with ``stored_at`` = now.
+        ``restart=True`` says the token is a fresh one (the first, or one Asana handed out with
+        a 412): ``covered_since`` becomes now. Otherwise ``covered_since`` is kept (now if no
+        token was stored yet).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections. The inbox may be used again afterwards (it reconnects)."""
+        ...

@@ -12,7 +12,9 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import attrs
 
-from asana_webhooks._events import Event, InvalidPayloadError, parse_events
+from asana_webhooks._events import Event, InvalidPayloadError, parse_events_raw
+from asana_webhooks._inbox import Inbox
+from asana_webhooks._metrics import ReceiverMetrics
 from asana_webhooks._secrets import SecretStore, target_key
 from asana_webhooks._signature import verify_signature
 
@@ -27,18 +29,35 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 EventsHandler = Callable[[Sequence[Event], str], None]
 #: ``on_handshake(target)``: told that a handshake for ``target`` was accepted and stored.
 HandshakeHandler = Callable[[str], None]
+#: ``on_stored(target, ids)``: told, after a delivery's new events were stored in the inbox,
+#: their ids; a task-queue hand-off enqueues them. Raising does not change the answer.
+StoredHandler = Callable[[str, Sequence[str]], None]
 
 _HOOK_SECRET = "x-hook-secret"  # noqa: S105  (a header name)
 _HOOK_SIGNATURE = "x-hook-signature"
 _MAX_SECRET_LENGTH = 1024
 
 
+#: Headers whose values a repr must not show: a handshake's answer echoes the secret.
+_SECRET_HEADERS = frozenset({"x-hook-secret", "x-hook-signature", "authorization"})
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    shown = {
+        name: "***" if name.lower() in _SECRET_HEADERS else value for name, value in headers.items()
+    }
+    return repr(shown)
+
+
 @attrs.frozen
 class ReceiverResponse:
-    """What to answer Asana: an HTTP status, headers and a (short, plain-text) body."""
+    """What to answer Asana: an HTTP status, headers and a (short, plain-text) body.
+
+    The repr shows ``X-Hook-Secret`` (echoed by an accepted handshake) as ``***``.
+    """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=_headers_repr)
     body: bytes = b""
 
 
@@ -60,10 +79,15 @@ class WebhookReceiver:
       Asana's JSON is 400; a heartbeat (no events) is 200; otherwise ``on_events(events,
       target)`` is called once and the answer is 200, or 500 if it raised (Asana then
       delivers again, so make ``on_events`` idempotent).
+    * With an ``inbox`` instead of ``on_events``, a delivery's events are stored in it (new
+      ones only: a redelivery's are duplicates) *before* the 200, and no handler runs in
+      the request: ``Worker`` hands them to the application. If storing fails the answer
+      is 503, so that Asana delivers again; never a 200 for events not stored. After a
+      store that added events, ``on_stored(target, ids)`` is called (a task-queue hand-off).
     * A body over ``max_body_bytes`` is 413; a method other than POST is 405.
 
-    Secrets and signatures are never logged. The receiver keeps no state of its own: run one
-    per process over a store they share.
+    Secrets and signatures are never logged. The receiver keeps no state of its own but its
+    counters (``metrics``): run one per process over a store (and inbox) they share.
     """
 
     def __init__(
@@ -74,18 +98,31 @@ class WebhookReceiver:
         accept_unannounced_handshakes: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         on_handshake: Optional[HandshakeHandler] = None,
+        inbox: Optional[Inbox] = None,
+        on_stored: Optional[StoredHandler] = None,
     ) -> None:
         if max_body_bytes < 0:
             raise ValueError(f"max_body_bytes must not be negative, got {max_body_bytes!r}")
+        if inbox is not None and on_events is not None:
+            raise ValueError(
+                "give the receiver on_events or an inbox, not both: with an inbox, run a "
+                "Worker with your handler"
+            )
+        if on_stored is not None and inbox is None:
+            raise ValueError("on_stored needs an inbox: it is told what the inbox stored")
         self.secret_store = secret_store
         self.on_events = on_events
         self.accept_unannounced_handshakes = accept_unannounced_handshakes
         self.max_body_bytes = max_body_bytes
         self.on_handshake = on_handshake
+        self.inbox = inbox
+        self.on_stored = on_stored
+        self.metrics = ReceiverMetrics()
 
     def __repr__(self) -> str:
+        inbox = f"inbox={self.inbox!r}, " if self.inbox is not None else ""
         return (
-            f"WebhookReceiver({self.secret_store!r}, "
+            f"WebhookReceiver({self.secret_store!r}, {inbox}"
             f"accept_unannounced_handshakes={self.accept_unannounced_handshakes!r}, "
             f"max_body_bytes={self.max_body_bytes!r})"
         )
@@ -97,13 +134,15 @@ class WebhookReceiver:
         the limit is refused without reading a byte of the body.
         """
         if method.upper() != "POST":
-            return _plain(405, "method not allowed: Asana webhooks POST", {"Allow": "POST"})
+            return self._refuse(
+                "method", 405, "method not allowed: Asana webhooks POST", {"Allow": "POST"}
+            )
         length = _header(headers, "content-length")
         if length is None:
             return None
         length = length.strip()
         if not length.isdigit() or not length.isascii():
-            return _plain(400, "invalid Content-Length")
+            return self._refuse("bad_content_length", 400, "invalid Content-Length")
         if int(length) > self.max_body_bytes:
             return self._too_large()
         return None
@@ -131,28 +170,36 @@ class WebhookReceiver:
         return self._delivery(key, lowered.get(_HOOK_SIGNATURE), body)
 
     def _too_large(self) -> ReceiverResponse:
-        return _plain(413, f"body larger than {self.max_body_bytes} bytes")
+        return self._refuse("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
+
+    def _refuse(
+        self, reason: str, status: int, text: str, headers: Optional[Mapping[str, str]] = None
+    ) -> ReceiverResponse:
+        self.metrics.refused(reason)
+        return _plain(status, text, headers)
 
     def _handshake(self, key: str, secret: str) -> ReceiverResponse:
         if not _plausible_secret(secret):
             logger.warning(
                 "Refused a handshake with an empty or malformed X-Hook-Secret for %s", key
             )
-            return _plain(400, "empty or malformed X-Hook-Secret")
+            return self._refuse("malformed_handshake", 400, "empty or malformed X-Hook-Secret")
         try:
             accepted = self.secret_store.accept_handshake(
                 key, secret, require_announcement=not self.accept_unannounced_handshakes
             )
         except Exception:
             logger.exception("Could not store the handshake secret for %s", key)
-            return _plain(500, "could not store the secret")
+            return self._refuse("secret_store_failed", 500, "could not store the secret")
         if not accepted:
             logger.warning(
                 "Refused a handshake for %s: the target was not announced, or already has a "
                 "secret (use establish_webhook, or announce the target first)",
                 key,
             )
-            return _plain(403, "handshake not expected for this target")
+            return self._refuse(
+                "handshake_not_expected", 403, "handshake not expected for this target"
+            )
         logger.info("Accepted the webhook handshake for %s", key)
         if self.on_handshake is not None:
             try:
@@ -160,6 +207,7 @@ class WebhookReceiver:
             except Exception:
                 # The secret is stored and the handshake complete: report, do not undo.
                 logger.exception("on_handshake raised for %s", key)
+        self.metrics.count("handshakes_accepted")
         return ReceiverResponse(200, {"X-Hook-Secret": secret}, b"")
 
     def _delivery(self, key: str, signature: Optional[str], body: bytes) -> ReceiverResponse:
@@ -167,26 +215,30 @@ class WebhookReceiver:
             secret = self.secret_store.get(key)
         except Exception:
             logger.exception("Could not read the secret for %s", key)
-            return _plain(500, "could not read the secret")
+            return self._refuse("secret_store_failed", 500, "could not read the secret")
         if secret is None:
             logger.warning("Refused a delivery for %s: no secret is stored for it", key)
-            return _plain(401, "no webhook is known for this target")
+            return self._refuse("unknown_target", 401, "no webhook is known for this target")
         if not verify_signature(body, signature, secret):
             logger.warning("Refused a delivery for %s: missing or wrong X-Hook-Signature", key)
-            return _plain(401, "invalid X-Hook-Signature")
+            return self._refuse("bad_signature", 401, "invalid X-Hook-Signature")
         try:
-            events = parse_events(body)
+            raw_events, events = parse_events_raw(body)
         except InvalidPayloadError as exc:
             # Signed, so it came from Asana: a format we do not understand deserves attention.
             logger.error("Refused a signed delivery for %s: %s", key, exc)
-            return _plain(400, str(exc))
+            return self._refuse("malformed_body", 400, str(exc))
         if not events:
             logger.debug("Heartbeat for %s", key)
+            self.metrics.count("heartbeats")
             return _plain(200, "ok")
+        if self.inbox is not None:
+            return self._store(key, raw_events)
         if self.on_events is None:
             logger.warning(
                 "Dropped %d events for %s: the receiver has no on_events", len(events), key
             )
+            self.metrics.accepted(len(events))
             return _plain(200, "ok")
         try:
             self.on_events(events, key)
@@ -194,7 +246,32 @@ class WebhookReceiver:
             logger.exception(
                 "on_events raised for %d events to %s; Asana will retry", len(events), key
             )
-            return _plain(500, "the application failed to handle the events")
+            return self._refuse(
+                "handler_failed", 500, "the application failed to handle the events"
+            )
+        self.metrics.accepted(len(events))
+        return _plain(200, "ok")
+
+    def _store(self, key: str, raw_events: Sequence[object]) -> ReceiverResponse:
+        assert self.inbox is not None
+        try:
+            result = self.inbox.store(key, raw_events)  # type: ignore[arg-type]
+        except Exception:
+            # Not stored: refuse, so that Asana delivers the events again later.
+            logger.exception(
+                "Could not store %d events for %s in the inbox; answering 503 so that Asana "
+                "delivers them again",
+                len(raw_events),
+                key,
+            )
+            return self._refuse("inbox_failed", 503, "could not store the events, retry later")
+        self.metrics.accepted(len(raw_events), duplicates=result.duplicates)
+        if result.ids and self.on_stored is not None:
+            try:
+                self.on_stored(key, result.ids)
+            except Exception:
+                # Stored, so nothing is lost: a sweeper or a worker will pick them up.
+                logger.exception("on_stored raised for %d events to %s", len(result.ids), key)
         return _plain(200, "ok")
 
 

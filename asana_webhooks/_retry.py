@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 import attrs
 import tenacity
 
-from asana_webhooks._errors import ApiConnectionError, ApiException, RateLimitError
+from asana_webhooks._errors import ApiConnectionError, ApiException, AsanaError, RateLimitError
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -36,7 +36,8 @@ class RetryPolicy:
     - ``retry_statuses`` (500, 502, 503, 504) and connection errors are retried for GET, PUT
       and DELETE. A create (POST) is retried on those only when the request provably never
       reached Asana: a retried create could otherwise make a second webhook.
-    - ``max_attempts`` and ``max_time`` (seconds, waits included) bound the whole call; a
+    - ``max_attempts`` and ``max_time`` (seconds) bound the whole call: waits, every
+      attempt, and the last attempt too, which is cut short when the budget runs out; a
       ``Retry-After`` longer than ``max_retry_after`` or than the time left is not waited for.
     - ``sleep`` is what waits; tests pass a function that records instead of sleeping.
     """
@@ -144,6 +145,9 @@ class _Decisions:
 def _short(exc: Optional[BaseException]) -> str:
     if isinstance(exc, ApiException):
         return f"{exc.status} {exc.reason or ''}".strip()
+    if isinstance(exc, ApiConnectionError):
+        sent = "may have been sent" if exc.request_sent else "not sent"
+        return f"{type(exc).__name__} ({sent})"
     return type(exc).__name__ if exc is not None else "?"
 
 
@@ -166,6 +170,10 @@ def call_with_retries(retrying: Optional[tenacity.Retrying], send: Callable[[], 
     The first attempt is made directly: nearly every call succeeds at once, and tenacity's
     bookkeeping costs about 14 us a call (3% of a get_webhook). Only after a failure does
     tenacity take over, judging that first failure as if it had made the attempt itself.
+
+    The final error is raised from here, not from inside tenacity (whose frames and
+    ``concurrent.futures``' would fill the caller's traceback); when more than one attempt
+    was made, its ``retry_history`` says how each ended.
     """
     if retrying is None:
         return send()
@@ -174,13 +182,27 @@ def call_with_retries(retrying: Optional[tenacity.Retrying], send: Callable[[], 
         return send()
     except Exception as exc:
         first: Optional[Exception] = exc
+    history = [_short(first)]
 
     def attempt(_started: float) -> T:
         nonlocal first
         if first is not None:
             failed, first = first, None
             raise failed
-        return send()
+        try:
+            return send()
+        except Exception as exc:
+            history.append(_short(exc))
+            raise
 
-    result: Any = retrying(attempt, started)
-    return result  # type: ignore[no-any-return]
+    try:
+        result: Any = retrying(attempt, started)
+    except AsanaError as error:
+        final = error
+    else:
+        return result  # type: ignore[no-any-return]
+    if len(history) > 1:
+        final.retry_history = (
+            f"{len(history)} attempts in {time.monotonic() - started:.1f}s: {', '.join(history)}"
+        )
+    raise final.with_traceback(None)

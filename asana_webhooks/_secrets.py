@@ -118,7 +118,10 @@ class SecretStore(Protocol):
         """Queue a new announcement for ``target``, live for ``ttl`` seconds; return its id.
 
         Raises ``ValueError`` unless ``ttl`` is positive. The id is an opaque string, unique
-        across the store (a random UUID, say), never reused.
+        across the store (a random UUID, say), never reused. Announcements of one target
+        must become visible in the order they queue: once ``announce`` returns, no older
+        announcement may appear later (on a database, take a per-target lock before
+        numbering them).
         """
         ...
 

@@ -17,6 +17,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import types
 import urllib.parse
 import urllib.request
@@ -29,35 +30,51 @@ import certifi
 import requests
 import requests.adapters
 import urllib3
+import urllib3.connection
 from requests.structures import CaseInsensitiveDict
 from urllib3._collections import HTTPHeaderDict
 
+from asana_webhooks._deadline import LIMITS, DeadlinePassed, DeadlineResponse, remaining
 from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError, InvalidRequestError
 
 
 @attrs.frozen(slots=True)
 class Timeout:
-    """Seconds to wait for a connection and for each read of the answer. Never unbounded.
+    """Seconds to wait: for a connection, for each read of the answer, and for the whole
+    attempt. Never unbounded.
 
     The read default is long because ``create_webhook`` does not answer until Asana's
-    handshake with your server has finished.
+    handshake with your server has finished. ``total`` bounds one attempt from connect to
+    the last byte of the answer, however the server paces its bytes (a server dripping one
+    byte a second never trips a read timeout); ``None`` means ``connect + read``. The retry
+    budget (``RetryPolicy.max_time``) bounds the whole call on top of it.
     """
 
     connect: float = 10.0
     read: float = 60.0
+    total: Optional[float] = None
 
     def __attrs_post_init__(self) -> None:
-        for name in ("connect", "read"):
+        for name in ("connect", "read", "total"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            if value is None and name == "total":
+                continue
+            if isinstance(value, bool) or not (
+                isinstance(value, (int, float)) and 0 < value < float("inf")
+            ):
                 raise ValueError(f"Timeout.{name} must be a finite number of seconds > 0")
+
+    @property
+    def attempt(self) -> float:
+        """Seconds one attempt may take in all: ``total``, or ``connect + read``."""
+        return self.total if self.total is not None else self.connect + self.read
 
 
 def to_timeout(value: Any) -> Timeout:
     """Accept a ``Timeout``, one number for both, or a ``(connect, read)`` pair."""
     if isinstance(value, Timeout):
         return value
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Timeout(connect=float(value), read=float(value))
     if isinstance(value, tuple) and len(value) == 2:
         return Timeout(connect=float(value[0]), read=float(value[1]))
@@ -73,6 +90,24 @@ class Request:
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # holds the token
     body: Optional[bytes] = attrs.field(default=None, repr=False)
     timeout: Timeout = attrs.field(factory=Timeout)
+    #: When the whole call must be over (``time.monotonic()`` seconds), e.g. the end of the
+    #: retry budget; an attempt gives up by then even if its own timeout is longer.
+    deadline: Optional[float] = None
+
+
+def attempt_deadline(request: Request) -> float:
+    """When this attempt must be over: its own ``Timeout.attempt`` from now, or the
+    request's ``deadline`` if that is sooner. Raises ``ApiTimeoutError`` (nothing sent) when
+    no time is left at all."""
+    deadline = time.monotonic() + request.timeout.attempt
+    if request.deadline is not None and request.deadline < deadline:
+        deadline = request.deadline
+        if deadline <= time.monotonic():
+            raise ApiTimeoutError(
+                f"no time left for {_describe(request)}: the call's time budget is spent",
+                request_sent=False,
+            )
+    return deadline
 
 
 def _headers(value: Any) -> Mapping[str, str]:
@@ -176,7 +211,7 @@ class RequestsTransport:
         _warn_if_unverified(verify)
         self._session = session or requests.Session()
         self._session.trust_env = trust_env
-        adapter = requests.adapters.HTTPAdapter(
+        adapter = _Adapter(
             pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0
         )
         self._session.mount("https://", adapter)
@@ -205,7 +240,12 @@ class RequestsTransport:
         return found
 
     def handle_request(self, request: Request) -> Response:
-        adapter, settings = self._for_origin(request.url)
+        try:
+            adapter, settings = self._for_origin(request.url)
+        except requests.exceptions.RequestException as exc:  # InvalidSchema: nothing sent
+            raise InvalidRequestError(
+                f"RequestsTransport cannot send {_describe(request)}: {exc}"
+            ) from None
         # PreparedRequest.prepare() in its order, less the cookie jar it would build and
         # consult on every call (a third of its cost): a transport sends no cookies.
         prepared = requests.PreparedRequest()
@@ -215,13 +255,14 @@ class RequestsTransport:
         prepared.prepare_body(request.body, None)
         prepared.prepare_auth(None, request.url)
         prepared.prepare_hooks(None)
-        with _mapped_requests_errors(request):
-            raw = adapter.send(
-                prepared,
-                timeout=(request.timeout.connect, request.timeout.read),
-                **settings,
-            )
-            body = _read_body(raw)
+        timeout = request.timeout
+        limits = LIMITS.set((attempt_deadline(request), timeout.read))
+        try:
+            with _mapped_requests_errors(request):
+                raw = adapter.send(prepared, timeout=(timeout.connect, timeout.read), **settings)
+                body = _read_body(raw)
+        finally:
+            LIMITS.reset(limits)
         return Response(status=raw.status_code, headers=raw.headers, body=body, reason=raw.reason)
 
     def close(self) -> None:
@@ -247,25 +288,38 @@ def _read_body(response: requests.Response) -> bytes:
     except urllib3.exceptions.DecodeError as exc:
         raise requests.exceptions.ContentDecodingError(exc) from exc
     except urllib3.exceptions.ReadTimeoutError as exc:
-        raise requests.exceptions.ConnectionError(exc) from exc
+        raise requests.exceptions.ReadTimeout(exc) from exc
     except urllib3.exceptions.SSLError as exc:
         raise requests.exceptions.SSLError(exc) from exc
 
 
+#: Set on an exception raised while a connection was being made (TCP connect, proxy
+#: CONNECT, TLS handshake): the request cannot have left then.
+_NEVER_SENT = "_asana_webhooks_never_sent"
+
+
+def _mark_never_sent(exc: BaseException) -> None:
+    with contextlib.suppress(AttributeError, TypeError):  # every exception has a __dict__
+        setattr(exc, _NEVER_SENT, True)
+
+
 def _never_sent(exc: BaseException) -> bool:
-    """True when a backend error proves the request never reached the server."""
+    """True when a backend error proves the request never reached the server.
+
+    Only a failure while connecting proves that: the connection classes below mark what
+    ``connect()`` raised. An ``SSLError`` is *not* proof by itself: a TLS record corrupted
+    while the answer is read comes after the request was written.
+    """
     seen: set[int] = set()
     current: Optional[BaseException] = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(
+        if getattr(current, _NEVER_SENT, False) or isinstance(
             current,
             (
                 urllib3.exceptions.NewConnectionError,
                 urllib3.exceptions.ConnectTimeoutError,
-                urllib3.exceptions.SSLError,
                 requests.exceptions.ConnectTimeout,
-                requests.exceptions.SSLError,
             ),
         ):
             return True
@@ -279,6 +333,119 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
+def _deadline_passed(exc: BaseException) -> bool:
+    """True when the attempt's total deadline (not a single read) is what ran out."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DeadlinePassed):
+            return True
+        args = getattr(current, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            nested = nested or reason
+        current = nested or current.__cause__ or current.__context__
+    return False
+
+
+def _timeout_error(exc: BaseException, request: Request, sent: bool) -> ApiTimeoutError:
+    """The one wording of a timeout, whichever backend raised it."""
+    where = _describe(request)
+    if _deadline_passed(exc):
+        if request.deadline is not None and time.monotonic() >= request.deadline - 0.01:
+            message = f"gave up on {where}: the call's time budget (RetryPolicy.max_time) ran out"
+        else:
+            limit = request.timeout.attempt
+            message = f"gave up on {where}: the attempt's total timeout ({limit}s) ran out"
+    elif sent:
+        message = f"read timeout after {request.timeout.read}s on {where}"
+    else:
+        message = f"connect timeout after {request.timeout.connect}s on {where}"
+    return ApiTimeoutError(message, request_sent=sent)
+
+
+def _connect_within_deadline(connection: Any, connect: Callable[[], None]) -> None:
+    """``connect()`` within the current attempt's deadline; what it raises is marked as
+    "never sent" (nothing goes out before the connection is up)."""
+    try:
+        limits = LIMITS.get()
+        if limits is not None:
+            own = connection.timeout
+            limit = own if isinstance(own, (int, float)) else limits[1]
+            connection.timeout = remaining(limits[0], limit)
+        connect()
+    except BaseException as exc:
+        _mark_never_sent(exc)
+        raise
+
+
+class _Urllib3HTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection, connecting within the deadline and reading within it."""
+
+    response_class = DeadlineResponse
+
+    def connect(self) -> None:
+        _connect_within_deadline(self, super().connect)
+
+
+class _Urllib3HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = DeadlineResponse
+
+    def connect(self) -> None:
+        _connect_within_deadline(self, super().connect)
+
+
+class _Urllib3HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Urllib3HTTPConnection
+
+
+class _Urllib3HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _Urllib3HTTPSConnection
+
+
+#: What our pool managers (and requests' adapter) build pools from.
+_POOL_CLASSES: dict[str, type[urllib3.HTTPConnectionPool]] = {
+    "http": _Urllib3HTTPPool,
+    "https": _Urllib3HTTPSPool,
+}
+
+
+def _use_our_pools(manager: Any) -> Any:
+    """Give a urllib3 ``PoolManager``/``ProxyManager`` our pool classes (not a SOCKS one:
+    its pools have connection classes of their own)."""
+    if type(manager) in (urllib3.PoolManager, urllib3.ProxyManager):
+        manager.pool_classes_by_scheme = _POOL_CLASSES
+    return manager
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, building its pools from our classes."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _use_our_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        fresh = proxy not in self.proxy_manager
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if fresh:
+            _use_our_pools(manager)
+        return manager
+
+
+def _proxy_authorization(proxy: str) -> dict[str, str]:
+    """``Proxy-Authorization`` for a proxy URL's ``user:password@``, else nothing."""
+    via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if via.username is None:
+        return {}
+    user = urllib.parse.unquote(via.username)
+    password = urllib.parse.unquote(via.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Proxy-Authorization": f"Basic {token}"}
+
+
 def _describe(request: Request) -> str:
     # Method and path only: the query may be long, and nothing secret travels in the URL,
     # but a short message reads better in logs.
@@ -289,35 +456,38 @@ def _describe(request: Request) -> str:
 def _mapped_requests_errors(request: Request) -> Iterator[None]:
     try:
         yield
-    except requests.exceptions.ConnectTimeout as exc:
-        raise ApiTimeoutError(
-            f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
-            request_sent=False,
-        ) from exc
-    except requests.exceptions.ReadTimeout as exc:
-        raise ApiTimeoutError(
-            f"read timeout after {request.timeout.read}s on {_describe(request)}",
-            request_sent=True,
-        ) from exc
+    except requests.exceptions.Timeout as exc:  # ConnectTimeout and ReadTimeout
+        raise _timeout_error(exc, request, sent=not _never_sent(exc)) from exc
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+        # Refused before anything was sent: a proxy scheme requests cannot speak (socks
+        # without PySocks), a malformed proxy URL.
+        raise InvalidRequestError(
+            f"RequestsTransport cannot send {_describe(request)}: {exc}"
+        ) from None
     except (
         requests.exceptions.ChunkedEncodingError,
         requests.exceptions.ContentDecodingError,
     ) as exc:
+        if _deadline_passed(exc):
+            raise _timeout_error(exc, request, sent=True) from exc
         raise ApiConnectionError(
             f"connection broke while reading the response to {_describe(request)}",
             request_sent=True,
         ) from exc
-    except requests.exceptions.RequestException as exc:
-        sent = not _never_sent(exc)
-        what = "connection failed" if sent else "could not connect"
-        raise ApiConnectionError(
-            f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=sent
-        ) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise ApiConnectionError(
-            f"connection failed on {_describe(request)}: {type(exc).__name__}",
-            request_sent=not _never_sent(exc),
-        ) from exc
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _connection_error(exc, request) from exc
+
+
+def _connection_error(exc: BaseException, request: Request) -> ApiConnectionError:
+    """A urllib3 or requests failure other than a plain timeout, classified by whether the
+    connection was up (only then may the request have left)."""
+    sent = not _never_sent(exc)
+    if _deadline_passed(exc):
+        return _timeout_error(exc, request, sent)
+    what = "connection failed" if sent else "could not connect"
+    return ApiConnectionError(
+        f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=sent
+    )
 
 
 class Urllib3Transport:
@@ -377,9 +547,23 @@ class Urllib3Transport:
         origin = f"{parts.scheme}://{parts.netloc}"
         route = self._routes.get(origin)
         if route is None:
+            if parts.scheme not in _POOL_CLASSES:
+                raise InvalidRequestError(f"Urllib3Transport sends http and https, not {url!r}")
             proxy = _proxy_for(self._proxies, self._trust_env, parts.scheme, parts.hostname or "")
             if proxy:
-                route = (urllib3.ProxyManager(proxy, **self._pool_kwargs), 0)
+                # urllib3 takes no credentials from the proxy URL: send them as requests and
+                # http.client do.
+                try:
+                    manager = urllib3.ProxyManager(
+                        proxy, proxy_headers=_proxy_authorization(proxy), **self._pool_kwargs
+                    )
+                except ValueError as exc:  # ProxySchemeUnknown, a malformed proxy URL
+                    scheme = urllib.parse.urlsplit(proxy).scheme or "?"
+                    raise InvalidRequestError(  # never the proxy URL: it may hold a password
+                        f"Urllib3Transport cannot use the {scheme} proxy for {origin} "
+                        f"({type(exc).__name__}); it speaks http:// and https:// proxies"
+                    ) from None
+                route = (_use_our_pools(manager), 0)
             else:
                 route = (self._new_pool(origin), len(origin))
             with self._lock:
@@ -394,8 +578,8 @@ class Urllib3Transport:
         if parsed.scheme == "http":
             for name in urllib3.poolmanager.SSL_KEYWORDS:
                 kwargs.pop(name, None)
-        pool_class = urllib3.poolmanager.pool_classes_by_scheme[parsed.scheme or "http"]
-        pool: urllib3.HTTPConnectionPool = pool_class(parsed.host, parsed.port, **kwargs)
+        pool_class = _POOL_CLASSES[parsed.scheme or "http"]
+        pool: urllib3.HTTPConnectionPool = pool_class(parsed.host or "", parsed.port, **kwargs)
         return pool
 
     def _timeout(self, timeout: Timeout) -> urllib3.Timeout:
@@ -408,6 +592,7 @@ class Urllib3Transport:
 
     def handle_request(self, request: Request) -> Response:
         sender, cut = self._route(request.url)
+        limits = LIMITS.set((attempt_deadline(request), request.timeout.read))
         try:
             raw = sender.urlopen(
                 request.method,
@@ -420,22 +605,12 @@ class Urllib3Transport:
                 assert_same_host=False,
                 preload_content=True,
             )
-        except urllib3.exceptions.ConnectTimeoutError as exc:
-            raise ApiTimeoutError(
-                f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
-                request_sent=False,
-            ) from exc
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            raise ApiTimeoutError(
-                f"read timeout after {request.timeout.read}s on {_describe(request)}",
-                request_sent=True,
-            ) from exc
+        except urllib3.exceptions.TimeoutError as exc:  # connect and read timeouts
+            raise _timeout_error(exc, request, sent=not _never_sent(exc)) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            sent = not _never_sent(exc)
-            what = "connection failed" if sent else "could not connect"
-            raise ApiConnectionError(
-                f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=sent
-            ) from exc
+            raise _connection_error(exc, request) from exc
+        finally:
+            LIMITS.reset(limits)
         return Response(
             status=raw.status, headers=raw.headers, body=raw.data, reason=raw.reason or ""
         )
@@ -632,19 +807,19 @@ def _http_client_error(exc: BaseException, request: Request, connected: bool) ->
     CONNECT) nothing was sent.
     """
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        if connected:
-            return ApiTimeoutError(
-                f"read timeout after {request.timeout.read}s on {_describe(request)}",
-                request_sent=True,
-            )
-        return ApiTimeoutError(
-            f"connect timeout after {request.timeout.connect}s on {_describe(request)}",
-            request_sent=False,
-        )
+        return _timeout_error(exc, request, sent=connected)
     what = "connection failed" if connected else "could not connect"
     return ApiConnectionError(
         f"{what} on {_describe(request)}: {type(exc).__name__}", request_sent=connected
     )
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    response_class = DeadlineResponse
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    response_class = DeadlineResponse
 
 
 class HTTPClientTransport:
@@ -715,12 +890,7 @@ class HTTPClientTransport:
                 f"HTTPClientTransport cannot send {scheme} through a {via.scheme} proxy; "
                 "use Urllib3Transport or RequestsTransport"
             )
-        headers: dict[str, str] = {}
-        if via.username is not None:
-            user = urllib.parse.unquote(via.username)
-            password = urllib.parse.unquote(via.password or "")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            headers["Proxy-Authorization"] = f"Basic {token}"
+        headers = _proxy_authorization(proxy)
         proxy_port = via.port or (443 if via.scheme == "https" else 80)
         if tls:  # CONNECT through the proxy, then TLS with the origin itself
             return _Route(
@@ -753,11 +923,11 @@ class HTTPClientTransport:
     def _connect(self, route: _Route, timeout: float) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection
         if route.tls:
-            connection = http.client.HTTPSConnection(
+            connection = _HTTPSConnection(
                 route.host, route.port, timeout=timeout, context=self._tls()
             )
         else:
-            connection = http.client.HTTPConnection(route.host, route.port, timeout=timeout)
+            connection = _HTTPConnection(route.host, route.port, timeout=timeout)
         if route.tunnel is not None:
             connection.set_tunnel(*route.tunnel)
         try:
@@ -780,17 +950,18 @@ class HTTPClientTransport:
         if route.proxy_headers:
             headers.update(route.proxy_headers)
         timeout = request.timeout
+        deadline = attempt_deadline(request)
         connection = route.idle.take()
         connected = connection is not None
+        limits = LIMITS.set((deadline, timeout.read))
         try:
             if connection is None:
-                connection = self._connect(route, timeout.connect)
+                # The TLS handshake too: CPython bounds a whole handshake by this timeout.
+                connection = self._connect(route, remaining(deadline, timeout.connect))
                 connected = True
-            sock = connection.sock
-            if sock.gettimeout() != timeout.read:
-                sock.settimeout(timeout.read)
+            connection.sock.settimeout(remaining(deadline, timeout.read))
             connection.request(request.method, target, request.body, headers)
-            answer = connection.getresponse()
+            answer = connection.getresponse()  # reads within the deadline (DeadlineResponse)
             body = answer.read()  # all of it, or IncompleteRead
         except (OSError, http.client.HTTPException) as exc:
             if connection is not None:
@@ -800,6 +971,8 @@ class HTTPClientTransport:
             if connection is not None:
                 connection.close()
             raise
+        finally:
+            LIMITS.reset(limits)
         if answer.will_close:
             connection.close()
         else:

@@ -14,10 +14,12 @@ import socketserver
 import threading
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
+from urllib.parse import unquote_to_bytes, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
+from asana_webhooks._secrets import requote_path
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -30,13 +32,64 @@ CONNECTION_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
 
 
-def request_target(environ: dict[str, Any]) -> str:
-    """The path and query string a WSGI request came in on, as the client sent them."""
-    # PEP 3333 hands the path over as bytes decoded with latin-1; undo that to get UTF-8.
-    raw_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    path = raw_path.encode("latin-1").decode("utf-8", "replace") or "/"
-    query = environ.get("QUERY_STRING", "")
+def request_target(environ: Mapping[str, Any]) -> str:
+    """The path and query string a WSGI request came in on, as the client sent them.
+
+    The raw request target (``RAW_URI`` from gunicorn, werkzeug and ``ReceiverServer``;
+    ``REQUEST_URI`` from uWSGI and mod_wsgi) is used where the server offers it: it is still
+    escaped, so ``target_key`` sees exactly the URL given to Asana (with ``SCRIPT_NAME`` put
+    in front when a proxy stripped it). Otherwise the decoded ``SCRIPT_NAME`` + ``PATH_INFO``
+    is escaped again (see ``requote_path``): never decoded twice, which made a target with
+    ``%25`` in it unreachable and let different URLs share a secret.
+    """
+    return join_target(
+        raw_targets(environ),
+        wsgi_text(environ.get("SCRIPT_NAME", "")),
+        wsgi_text(environ.get("PATH_INFO", "")),
+        wsgi_text(environ.get("QUERY_STRING", "")),
+    )
+
+
+def raw_targets(environ: Mapping[str, Any]) -> list[str]:
+    """The raw request targets a server put in a WSGI environ (``RAW_URI``, ``REQUEST_URI``)."""
+    return [wsgi_text(environ[name]) for name in ("RAW_URI", "REQUEST_URI") if environ.get(name)]
+
+
+def join_target(raws: Sequence[str], script: str, path_info: str, query: str) -> str:
+    """The request target for ``target_key``, from what a server tells about a request.
+
+    ``raws`` are raw request targets (still escaped); ``script`` and ``path_info`` the
+    decoded ``SCRIPT_NAME`` and ``PATH_INFO``; ``query`` the query string as sent.
+    """
+    path = _raw_path(raws, script, path_info) or requote_path(script + path_info) or "/"
     return f"{path}?{query}" if query else path
+
+
+def _raw_path(raws: Sequence[str], script: str, path_info: str) -> Optional[str]:
+    for raw in raws:
+        if raw[:8].lower().startswith(("http://", "https://")):  # absolute-form
+            raw = urlsplit(raw).path
+        raw_path = raw.partition("?")[0].partition("#")[0]
+        if not raw_path.startswith("/"):
+            continue
+        # Trust it only if it is the path the server decoded: whole, or without the script
+        # name (a proxy that strips a prefix and passes it as SCRIPT_NAME).
+        decoded = unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+        if decoded == script + path_info:
+            return raw_path
+        if decoded == path_info:
+            return requote_path(script) + raw_path
+    return None
+
+
+def wsgi_text(text: str) -> str:
+    """A WSGI string (bytes decoded as latin-1, PEP 3333) as the UTF-8 text it carries."""
+    # PEP 3333 hands bytes over decoded with latin-1; undo that to get UTF-8 (bytes that are
+    # not UTF-8 survive as surrogates, which target_key escapes).
+    try:
+        return text.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a server that handed over real text already
+        return text
 
 
 def request_headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -104,6 +157,9 @@ _PHRASES = {
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 makes a burst of new connections wait a second
+    # (a SYN retransmit) or be reset; Asana and load balancers open many at once.
+    request_queue_size = 128
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the host's full name, which can hang; skip it.
@@ -123,6 +179,12 @@ class _Server6(_Server):
 
 class _Handler(WSGIRequestHandler):
     timeout = CONNECTION_TIMEOUT  # a socket timeout: a silent client cannot hold a thread
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        # wsgiref decodes PATH_INFO; keep the target as sent, as gunicorn and werkzeug do.
+        environ["RAW_URI"] = self.path
+        return environ
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("receiver: %s - %s", self.address_string(), format % args)

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Optional
 
 #: The installed console script when there is one (what users run), else ``python -m``.
 _SCRIPT = Path(sys.executable).with_name("asana-webhooks")
@@ -26,10 +26,16 @@ class Result:
         return f"<exit {self.status}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
 
 
-def run_process(args: Sequence[str], env: dict[str, str], timeout: float = 60) -> Result:
+def run_process(
+    args: Sequence[str],
+    env: dict[str, str],
+    timeout: float = 60,
+    cwd: Optional[Path] = None,
+) -> Result:
     done = subprocess.run(
         [*COMMAND, *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -46,10 +52,13 @@ def assert_one_clean_line(result: Result) -> None:
 class Process:
     """A long-running ``asana-webhooks`` subprocess whose output lines are read in threads."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], cwd: Optional[Path] = None
+    ) -> None:
         self.popen = subprocess.Popen(
             [*COMMAND, *args],
             env=env,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -61,6 +61,12 @@ def django_postgres_store(tmp_path: Path) -> Iterator[SecretStore]:
     yield from _django_store(postgres_alias())
 
 
+def redis_store(tmp_path: Path) -> Iterator[SecretStore]:
+    from inbox_servers import redis_secret_store
+
+    yield from redis_secret_store()
+
+
 #: One line per store: pytest.param(factory, id=name).
 BACKENDS: list[Any] = [
     pytest.param(memory_store, id="memory"),
@@ -68,6 +74,7 @@ BACKENDS: list[Any] = [
     pytest.param(sqlite_memory_store, id="sqlite-memory"),
     pytest.param(django_sqlite_store, id="django-sqlite"),
     pytest.param(django_postgres_store, id="django-postgres"),
+    pytest.param(redis_store, id="redis"),
 ]
 
 
@@ -313,7 +320,10 @@ def test_concurrent_callers_take_turns_without_lock_errors(store: SecretStore) -
     Every call must succeed (no "database is locked"), each caller must get its own turn,
     and each must read back exactly the secret of its own handshake.
     """
-    rounds, threads = 3, 8
+    rounds, threads = 4, 8
+    inside = [0]
+    most_inside = [0]
+    lock = threading.Lock()
 
     def establish(n: int) -> list[tuple[str, str]]:
         seen = []
@@ -324,13 +334,37 @@ def test_concurrent_callers_take_turns_without_lock_errors(store: SecretStore) -
             while store.current_announcement(TARGET) != announcement:
                 assert time.monotonic() < deadline, "the turn never came"
                 time.sleep(0.005)
+            with lock:
+                inside[0] += 1
+                most_inside[0] = max(most_inside[0], inside[0])
+            time.sleep(0.01)  # a create takes a while: let an overlapping turn show
             assert store.accept_handshake(TARGET, secret, require_announcement=True)
             assert store.get(TARGET) == secret
+            with lock:
+                inside[0] -= 1
             seen.append((secret, str(store.withdraw_announcement(TARGET, announcement))))
         return seen
 
     results = run_threads(store, threads, establish)
     pairs = [pair for per_thread in results for pair in per_thread]
     assert len(pairs) == rounds * threads
+    assert most_inside[0] == 1, f"{most_inside[0]} callers believed it was their turn at once"
     assert all(secret == received for secret, received in pairs), "a turn read another's secret"
     assert store.current_announcement(TARGET) is None
+
+
+def test_simultaneous_announcements_see_one_current(store: SecretStore) -> None:
+    """Announcements made at the same moment must queue in one order that all callers see.
+
+    On PostgreSQL a sequence number is drawn at INSERT but shown at COMMIT, so without a
+    lock two announcements could each find itself the oldest, and both callers create.
+    """
+    for round_ in range(20):
+        target = f"/asana/simultaneous/{round_}"
+
+        def announce_and_look(n: int, target: str = target) -> bool:
+            announcement = store.announce(target, 60)
+            return store.current_announcement(target) == announcement
+
+        firsts = run_threads(store, 8, announce_and_look)
+        assert sum(firsts) <= 1, f"round {round_}: {sum(firsts)} announcements saw themselves first"

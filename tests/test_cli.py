@@ -7,6 +7,7 @@ long-running servers) run as subprocesses.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -24,7 +25,7 @@ import pytest
 from asana_webhooks import WebhookFilter, WebhookResponse
 from asana_webhooks._cli import UsageError, health_problems, main, parse_filter
 from asana_webhooks.testing import FakeAsana, make_event
-from tests._cli_helpers import Process, Result, assert_one_clean_line, run_process
+from tests._cli_helpers import COMMAND, Process, Result, assert_one_clean_line, run_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -305,7 +306,43 @@ def test_create_refused_by_a_receiver_is_one_line(fake: FakeAsana, cli: Any, ser
 
     assert result.status == 1, result
     assert result.err.count("\n") == 1 and "handshake" in result.err.lower(), result
+    assert "refused it (403)" in result.err, result
+    assert "same --secrets file" in result.err, "the usual reason: the target was not announced"
+    assert "--accept-unannounced-handshakes" in result.err
+    assert "already has a secret" in result.err
     assert fake.webhooks == []
+
+
+def test_the_readme_command_line_block_works_as_a_pair(
+    fake: FakeAsana, env: dict[str, str], tmp_path: Path
+) -> None:
+    """README's serve and create lines, run as written (ports and public URL substituted)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### The command line\n\n```sh\n(.*?)```", readme, re.S)
+    assert block, "README has a command-line block"
+    lines = {}
+    for line in block.group(1).splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["asana-webhooks"] and words[1] in ("serve", "create"):
+            lines[words[1]] = [w for w in words[2:] if w != "&"]
+    assert set(lines) == {"serve", "create"}, lines
+    serve_args = list(lines["serve"])
+    serve_args[serve_args.index("--port") + 1] = "0"
+    receiver = Process(["serve", *serve_args], env, cwd=tmp_path)
+    try:
+        url = receiver.wait_for(r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        resource = "1200000000000005"
+        create_args = [
+            resource if word == "R" else word.replace("https://YOUR-PUBLIC-HOST", url)
+            for word in lines["create"]
+        ]
+        created = run_process(["create", *create_args], env, cwd=tmp_path)
+
+        assert created.status == 0, created
+        assert receiver.wait_for("handshake accepted") is not None
+        assert len(fake.webhooks) == 1
+    finally:
+        receiver.kill()
 
 
 # --- health --------------------------------------------------------------------------------
@@ -516,3 +553,91 @@ def test_the_wsgi_receiver_keys_secrets_by_utf8_path_and_query() -> None:
 
     assert status == 200
     assert calls == ["/hooks/caf%C3%A9?team=a"]
+
+
+# --- long listings: rows as pages arrive, progress on a terminal ----------------------------
+
+
+def test_list_shows_the_first_page_while_the_next_is_still_coming(
+    fake: FakeAsana, env: dict[str, str]
+) -> None:
+    seed(fake, 150)
+    fake.delay_next(0.0, method="GET", path="/webhooks")  # the first page at once
+    fake.delay_next(8.0, method="GET", path="/webhooks")  # the second one late
+    process = Process(["list", "--workspace", fake.workspace_gid, "--page-size", "100"], env)
+    try:
+        first_page = [process.line("out", timeout=6.0) for _ in range(101)]
+        still_running = process.popen.poll() is None
+        assert first_page[0].split() == ["GID", "ACTIVE", "RESOURCE", "TARGET"]
+        assert still_running, "the first page was printed before the last page arrived"
+        assert process.popen.wait(30) == 0
+        rest = [process.line("out") for _ in range(51)]
+        assert rest[-1] == "150 webhooks"
+    finally:
+        process.kill()
+
+
+def test_list_json_lines_streams_one_object_per_line(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 12)
+
+    result = cli("list", "--workspace", fake.workspace_gid, "--page-size", "5", "--json-lines")
+
+    assert result.status == 0, result
+    lines = result.out.splitlines()
+    assert [json.loads(line)["gid"] for line in lines] == gids, "one webhook per line"
+
+
+def test_list_json_is_still_one_document_written_as_it_comes(fake: FakeAsana, cli: Any) -> None:
+    gids = seed(fake, 7)
+
+    result = cli("list", "--workspace", fake.workspace_gid, "--page-size", "3", "--json")
+    empty = cli("list", "--workspace", fake.add_workspace(), "--json")
+
+    assert result.status == 0, result
+    records = json.loads(result.out)
+    assert [record["gid"] for record in records] == gids
+    assert result.out == json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    assert empty.out == "[]\n"
+
+
+def test_health_json_lines_and_exit_3(fake: FakeAsana, cli: Any) -> None:
+    failing = fake.add_webhook("1000101", CLOSED_PORT_TARGET.format("failing"))["gid"]
+    seed(fake, 3)
+    assert fake.deliver(failing, [make_event()]) == 0
+
+    result = cli("health", "--workspace", fake.workspace_gid, "--all", "--json-lines")
+
+    assert result.status == 3, result
+    reports = [json.loads(line) for line in result.out.splitlines()]
+    assert len(reports) == 4
+    assert [r["gid"] for r in reports if not r["healthy"]] == [failing]
+
+
+def test_progress_goes_to_stderr_only_when_it_is_a_terminal(
+    fake: FakeAsana, env: dict[str, str]
+) -> None:
+    import pty
+
+    seed(fake, 120)
+    args = [*COMMAND, "list", "--workspace", fake.workspace_gid, "--page-size", "50"]
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            args, env=env, stdout=subprocess.PIPE, stderr=follower, timeout=60, check=False
+        )
+        os.close(follower)
+        follower = -1
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := os.read(leader, 65536):
+                seen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    piped = run_process(["list", "--workspace", fake.workspace_gid, "--page-size", "50"], env)
+
+    assert done.returncode == 0
+    assert b"listing webhooks: 100 so far" in seen, seen
+    assert done.stdout.decode().splitlines()[-1] == "120 webhooks", "rows still on stdout"
+    assert piped.err == "", "no progress when stderr is not a terminal"

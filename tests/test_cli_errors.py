@@ -233,3 +233,26 @@ def test_a_filter_typo_is_refused_with_the_expected_form(
     assert "--filter 'task changed'" in result.err and "as in task:changed" in result.err
     stored = fake.get_webhook(gid)
     assert stored is not None and not stored["filters"], "the webhook was not changed"
+
+
+# --- network errors ------------------------------------------------------------------------
+
+
+def test_a_refused_connection_and_an_unknown_host_say_which_it_was(env: dict[str, str]) -> None:
+    refused = run_process(["get", "1", "--host", "http://127.0.0.1:9/api/1.0"], env)
+    unknown = run_process(["get", "1", "--host", "http://no-such-host.invalid/api/1.0"], env)
+
+    for result in (refused, unknown):
+        assert result.status == 1, result
+        assert_one_clean_line(result)
+    assert "connection refused by 127.0.0.1:9" in refused.err, refused
+    assert "unknown host 'no-such-host.invalid'" in unknown.err, unknown
+
+
+def test_a_connection_error_and_a_404_describe_the_request_alike(env: dict[str, str]) -> None:
+    missing = run_process(["get", "1234567890"], env)
+    refused = run_process(["get", "1234567890", "--host", "http://127.0.0.1:9/api/1.0"], env)
+
+    assert "GET /webhooks/1234567890" in missing.err, missing
+    assert "GET /webhooks/1234567890" in refused.err, refused
+    assert "/api/1.0/webhooks" not in refused.err

@@ -204,6 +204,23 @@ def test_to_dataframe_flattens_resources_and_types_datetimes() -> None:
         ).columns
     )
     assert to_dataframe([]).empty
+
+
+def test_an_empty_listing_keeps_its_columns_in_frames_and_tables() -> None:
+    # An empty workspace: code that selects or converts columns must still run.
+    full = to_dataframe([webhook("1")])
+    for empty in (
+        to_dataframe([], model=WebhookResponse),
+        to_dataframe(GetWebhooks200Response(data=[])),  # a page says what it holds
+        as_table(iter([]), model=WebhookResponse).to_dataframe(),
+    ):
+        assert empty.empty and list(empty.columns) == list(full.columns), list(empty.columns)
+        assert str(empty["last_failure_at"].dtype) == "datetime64[ns, UTC]", empty.dtypes
+        assert empty["last_failure_at"].dt.floor("h").empty  # what the notebook does
+    shown = as_table([], "none yet", model=WebhookResponse)._repr_html_()
+    assert "<th>gid</th>" in shown and "<th>last_failure_at</th>" in shown, shown
+    assert "(none)" in shown and "<th>resource_type</th>" not in shown
+    assert "x_hook_secret" not in to_dataframe([], model=CreateWebhook201Response).columns
     assert list(as_table([webhook("5")]).to_dataframe()["gid"]) == ["5"]
 
 

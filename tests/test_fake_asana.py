@@ -179,17 +179,52 @@ def test_requests_without_the_right_bearer_token_get_401(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [
-        ("GET", "/tasks"),
-        ("PATCH", "/webhooks/1200000000000001"),
-        ("DELETE", "/webhooks"),
-        ("GET", "/webhooks/1/2"),
-    ],
+    [("GET", "/tasks"), ("TRACE", "/tasks"), ("GET", "/webhooks/1/2"), ("POST", "/events/1")],
 )
 def test_unknown_routes_get_404(api: Api, method: str, path: str) -> None:
     response = api.call(method, path)
     assert response.status_code == 404
     assert error_message(response) == "No matching route for request"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/webhooks/1200000000000001", "GET, PUT, DELETE"),
+        ("DELETE", "/webhooks", "GET, POST"),
+        ("TRACE", "/webhooks", "GET, POST"),
+        ("PROPFIND", "/webhooks/1200000000000001", "GET, PUT, DELETE"),
+        ("OPTIONS", "/events", "GET"),
+        ("PUT", "/workspaces/1200000000000001/events", "GET"),
+    ],
+)
+def test_methods_a_known_path_does_not_serve_get_405_with_allow(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    response = api.call(method, path)
+    assert response.status_code == 405, f"{method} {path}: {response.status_code} {response.text}"
+    assert response.headers["Allow"] == allowed
+    assert method in error_message(response)
+
+
+def test_head_is_get_without_a_body(api: Api) -> None:
+    response = api.call("HEAD", "/webhooks", params={"workspace": api.fake.workspace_gid})
+    assert response.status_code == 200 and response.content == b""
+    assert int(response.headers["Content-Length"]) > 0
+
+
+@pytest.mark.parametrize("value", ["foo", "1", "yes", "{'limit': 2}"])
+def test_non_boolean_opt_pretty_is_400(api: Api, value: str) -> None:
+    response = api.list(opt_pretty=value)
+    assert response.status_code == 400, response.text
+    assert error_message(response) == f"opt_pretty: Not a boolean: {value}"
+
+
+@pytest.mark.parametrize(("value", "pretty"), [("", True), ("true", True), ("FALSE", False)])
+def test_boolean_opt_pretty_is_accepted(api: Api, value: str, pretty: bool) -> None:
+    response = api.list(opt_pretty=value)
+    assert response.status_code == 200, response.text
+    assert (b"\n" in response.content) is pretty
 
 
 def test_paths_outside_the_api_base_get_404(asana_fake: FakeAsana) -> None:
@@ -239,17 +274,15 @@ def test_create_performs_the_handshake_while_the_request_is_in_flight(
     }
     assert webhook["target"] == asana_target.url
     assert TIMESTAMP.match(webhook["created_at"]), webhook["created_at"]
-    for field in (
-        "last_failure_at",
-        "last_failure_content",
-        "last_success_at",
-        "next_attempt_after",
-        "failure_deletion_timestamp",
-    ):
+    for field in ("last_failure_at", "next_attempt_after", "failure_deletion_timestamp"):
         assert webhook[field] is None, field
     assert webhook["delivery_retry_count"] == 0
     assert webhook["filters"] == []
-    assert webhook["active"] is False, "Asana's documented 201 example shows active false"
+    # As published real 201 answers show: the handshake was the first successful delivery.
+    assert webhook["active"] is True
+    assert webhook["last_failure_content"] == ""
+    assert TIMESTAMP.match(webhook["last_success_at"]), webhook["last_success_at"]
+    assert webhook["last_success_at"] > webhook["created_at"], "just after created_at"
     assert response.headers["Location"] == f"{api.fake.url}/webhooks/{webhook['gid']}"
     assert api.fake.secret_for(webhook["gid"]) == secret
     stored = api.fake.get_webhook(webhook["gid"])

@@ -242,3 +242,19 @@ def test_end_to_end_over_http_with_a_stand_in_asana(tmp_path: Path) -> None:
         serving.join(timeout=10)
     assert len(harness.calls) == 1, "exactly the one signed delivery with events is dispatched"
     assert harness.calls[0][1] == f"/asana/{project}?team=a"
+
+
+@pytest.mark.parametrize("prefix", ["/", ""])
+def test_the_blueprint_can_serve_the_whole_site(prefix: str, tmp_path: Path) -> None:
+    """Issue #12 item 14: url_prefix="/" raised "URL rule '' must start with a slash"."""
+    store = SQLiteSecretStore(tmp_path / "secrets.sqlite3")
+    app = flask.Flask("root-prefix")
+    app.register_blueprint(webhook_blueprint(WebhookReceiver(store), url_prefix=prefix))
+    client = app.test_client()
+    for path in ("/", "/1201", "/deep/er/1202?team=a"):
+        store.announce(path)
+        answer = client.post(path, headers={"X-Hook-Secret": SECRET})
+        assert answer.status_code == 200, f"{path}: {answer.status_code}"
+        assert answer.headers["X-Hook-Secret"] == SECRET
+        assert store.get(path) == SECRET
+    assert client.get("/1201").status_code == 405

@@ -71,13 +71,10 @@ def outputs(notebook: Any) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_notebook_lists_webhooks_flags_the_failing_ones_and_plots_them(
-    asana_with_history: tuple[FakeAsana, dict[str, str]],
-    kernel_name: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    fake, gids = asana_with_history
+def run_notebook(
+    fake: FakeAsana, kernel_name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[str, str, list[dict[str, Any]]]:
+    """Execute the notebook headless against ``fake``: its HTML, its text, all its outputs."""
     # The kernel is a child process: it inherits these.
     monkeypatch.setenv("ASANA_HOST", fake.url)
     monkeypatch.setenv("ASANA_ACCESS_TOKEN", fake.access_token)
@@ -97,6 +94,18 @@ def test_the_notebook_lists_webhooks_flags_the_failing_ones_and_plots_them(
     html = "".join(o.get("data", {}).get("text/html", "") for o in everything)
     text = "".join(o.get("text", "") for o in everything if o["output_type"] == "stream")
     text += "".join(o.get("data", {}).get("text/plain", "") for o in everything)
+    assert fake.access_token not in html + text, "the token must never reach the output"
+    return html, text, everything
+
+
+def test_the_notebook_lists_webhooks_flags_the_failing_ones_and_plots_them(
+    asana_with_history: tuple[FakeAsana, dict[str, str]],
+    kernel_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    fake, gids = asana_with_history
+    html, text, everything = run_notebook(fake, kernel_name, monkeypatch, tmp_path)
 
     assert '<table class="asana-webhooks">' in html, "the listing should render as our table"
     assert f"Webhooks in workspace {fake.workspace_gid}" in html
@@ -106,7 +115,34 @@ def test_the_notebook_lists_webhooks_flags_the_failing_ones_and_plots_them(
     for name in ("failing-early", "failing-late"):
         assert gids[name] in html + text, f"{name} should be listed among the failing"
     assert any("image/png" in o.get("data", {}) for o in everything), "no plot was drawn"
-    assert fake.access_token not in html + text, "the token must never reach the output"
+
+
+def test_the_notebook_runs_on_an_empty_workspace(
+    kernel_name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A new user's first look: no webhooks yet. Every cell must still run, and say so.
+    with FakeAsana() as fake:
+        html, text, everything = run_notebook(fake, kernel_name, monkeypatch, tmp_path)
+
+    assert "listing webhooks: 0, done" in text, text
+    assert f"Webhooks in workspace {fake.workspace_gid}" in html
+    assert "(none)" in html, "an empty listing should show an empty table"
+    for column in ("<th>gid</th>", "<th>target</th>", "<th>last_failure_at</th>"):
+        assert column in html, f"the empty table should still name its columns: {column}"
+    assert f"No webhooks in workspace {fake.workspace_gid}: nothing to report." in text, text
+    assert any("image/png" in o.get("data", {}) for o in everything), "no (empty) plot was drawn"
+
+
+def test_the_notebook_plots_a_workspace_where_nothing_failed(
+    kernel_name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # No failure at all: the failures' series is empty, the successes' is not.
+    with FakeAsana() as fake, RecordingTarget() as target:
+        webhook = fake.add_webhook("9000", f"{target.url}/ok")
+        assert fake.heartbeat(webhook["gid"]) == 200
+        _, text, everything = run_notebook(fake, kernel_name, monkeypatch, tmp_path)
+    assert "ok    1" in text, text
+    assert any("image/png" in o.get("data", {}) for o in everything), "no plot was drawn"
 
 
 def test_the_notebook_is_saved_without_outputs() -> None:

@@ -294,3 +294,39 @@ def test_sqlite_in_memory_is_shared_by_the_store_s_threads(
 def test_sqlite_refuses_paths_it_cannot_share(path: str) -> None:
     with pytest.raises(ValueError, match="SQLiteSecretStore"):
         SQLiteSecretStore(path)
+
+
+# --- Django on SQLite: every write path writes first (issue #12 item 3) ------------------
+
+
+def test_django_store_on_sqlite_with_delete_signals_connected(tmp_path: Path) -> None:
+    """Delete signals make Django read rows before deleting them: still no lock errors."""
+    from django_databases import sqlite_alias
+    from secret_store_contract import run_threads
+
+    alias = sqlite_alias()
+    from django.db.models.signals import pre_delete
+
+    from asana_webhooks.contrib.django import DjangoSecretStore
+
+    store = DjangoSecretStore(using=alias)
+    deleted: list[object] = []
+
+    def note(sender: object, **kwargs: object) -> None:
+        deleted.append(sender)
+
+    pre_delete.connect(note, dispatch_uid="h-stores-test")
+    try:
+
+        def churn(n: int) -> int:
+            for round_ in range(10):
+                target = f"/asana/churn/{n % 2}"
+                announcement = store.announce(target, 60)
+                store.set(target, f"{n:032x}{round_:032x}")
+                store.delete(target)
+                store.withdraw_announcement(target, announcement)
+            return n
+
+        assert run_threads(store, 8, churn) == list(range(8))
+    finally:
+        pre_delete.disconnect(dispatch_uid="h-stores-test")

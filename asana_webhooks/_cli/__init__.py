@@ -27,9 +27,11 @@ from asana_webhooks._cli._common import (
     PROG,
     TOKEN_VARIABLE,
     VERBOSE_HELP,
+    CommandFailed,
     Parser,
     UsageError,
     api_host,
+    describe_connection_error,
     log_to,
     print_error,
 )
@@ -39,7 +41,7 @@ from asana_webhooks._version import __version__
 __all__ = ["UsageError", "build_parser", "health_problems", "main", "parse_filter"]
 
 #: The command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("demo", "webhooks", "ensure", "serve", "fake")
+COMMAND_MODULES = ("demo", "webhooks", "ensure", "serve", "inbox", "reconcile", "fake")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE
+    except CommandFailed as exc:
+        print_error(err, str(exc))
+        return EXIT_FAILED
     except InvalidRequestError as exc:
         print_error(err, str(exc))
         return EXIT_USAGE
@@ -90,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print_error(err, f"{exc} (is {TOKEN_VARIABLE} a valid token for this host?)")
         return EXIT_FAILED
     except ApiConnectionError as exc:
-        print_error(err, f"{exc} (host {api_host(args)})")
+        print_error(err, describe_connection_error(exc, api_host(args)))
         return EXIT_FAILED
     except AsanaError as exc:
         print_error(err, str(exc))

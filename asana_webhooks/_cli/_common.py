@@ -65,6 +65,16 @@ class UsageError(Exception):
     """The command line cannot be carried out as given (exit status 2)."""
 
 
+class CommandFailed(Exception):
+    """Asana, the network or a server refused, and the command says why (exit status 1)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` on one line, for errors from outside the library (sqlite3, redis)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 
@@ -148,7 +158,7 @@ def print_error(err: TextIO, text: str) -> None:
     err.flush()
 
 
-VERBOSE_HELP = "say more on stderr (-v: retries and progress; -vv: every request)"
+VERBOSE_HELP = "say more on stderr (-v: retries; -vv: every request)"
 
 
 class OneLineHandler(logging.Handler):
@@ -293,7 +303,14 @@ def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
     import sqlite3
 
     from asana_webhooks._secrets import SQLiteSecretStore
+    from asana_webhooks._urls import InvalidURLError, is_sqlite, sqlite_path
 
+    try:
+        if not is_sqlite(path):
+            return _open_server_store(path, option)
+        path = sqlite_path(path) if path.startswith("sqlite:") else path
+    except InvalidURLError as exc:
+        raise UsageError(f"{option}: {exc}") from None
     if not path.strip():
         raise UsageError(f"{option}: give the path of a SQLite file")
     folder = os.path.dirname(os.path.abspath(path))
@@ -312,3 +329,86 @@ def open_secret_store(path: str, option: str = "--secrets") -> SecretStore:
         # SQLite reads a read-only file fine and fails at the first handshake: say so now.
         raise UsageError(f"{option} {path}: not writable (the file and its folder must be)")
     return store
+
+
+def _open_server_store(url: str, option: str) -> SecretStore:
+    # A secret store on a server (redis://): one call proves it answers (exit 1 if not).
+    from asana_webhooks._urls import open_secret_store as open_url
+    from asana_webhooks._urls import redacted
+
+    store = open_url(url)
+    try:
+        store.get("/")
+    except Exception as exc:
+        raise CommandFailed(
+            f"{option}: cannot use the secret store at {redacted(url)}: {describe_error(exc)}"
+        ) from None
+    return store
+
+
+# --- network errors ----------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps: causes, contexts, urllib3's ``reason``, nested args."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(getattr(current, "args", ()))
+        pending.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def connection_problem(exc: BaseException, host: str) -> Optional[str]:
+    """What went wrong under a connection error, in words: refused, unknown host, ..."""
+    import socket
+    import ssl
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(host)
+    name = parts.hostname or host
+    try:
+        address = f"{name}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    except ValueError:
+        address = name
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, socket.gaierror) or "NameResolution" in type(cause).__name__:
+            return f"unknown host {name!r}: the name does not resolve"
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {address}: nothing is listening there"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {address}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the TLS certificate of {name} was not accepted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed with {address}"
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return f"no answer from {address} in time"
+        if isinstance(cause, OSError) and cause.strerror and cause is not exc:
+            return f"{cause.strerror.lower()} ({address})"
+    return None
+
+
+def describe_connection_error(exc: BaseException, host: str) -> str:
+    """The library's message, with the request named as Asana's errors name it and the cause.
+
+    The transports describe a request by its whole URL path (``GET /api/1.0/webhooks/1``)
+    where Asana's errors use the path under the host (``GET /webhooks/1``): one form here.
+    """
+    import urllib.parse
+
+    text = str(exc)
+    base = urllib.parse.urlsplit(host).path.rstrip("/")
+    if base:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            text = text.replace(f"{method} {base}/", f"{method} /")
+    problem = connection_problem(exc, host)
+    details = f"{problem}; host {host}" if problem else f"host {host}"
+    return f"{text} ({details})"

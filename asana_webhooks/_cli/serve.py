@@ -22,6 +22,7 @@ from asana_webhooks._cli._common import (
     port,
     stop_on_signals,
 )
+from asana_webhooks._cli.inbox import add_inbox_option
 
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
@@ -37,11 +38,14 @@ def _event_json(event: Any) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from asana_webhooks._cli.inbox import open_checked
+    from asana_webhooks._metrics import metrics_app
     from asana_webhooks._receiver import WebhookReceiver
-    from asana_webhooks._wsgi import ReceiverServer
+    from asana_webhooks._wsgi import ReceiverServer, wsgi_app
 
     bind = _bind_address(args, err)
     store = open_secret_store(args.secrets)
+    inbox = open_checked(args.inbox) if args.inbox else None
     write_lock = threading.Lock()
 
     def on_events(events: Sequence[Any], target: str) -> None:
@@ -60,23 +64,30 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     receiver = WebhookReceiver(
         store,
-        on_events,
+        None if inbox is not None else on_events,
         accept_unannounced_handshakes=args.accept_unannounced_handshakes,
         on_handshake=lambda target: note(f"handshake accepted for {target}; secret stored"),
+        inbox=inbox,
     )
+    app = metrics_app(wsgi_app(receiver), receiver.metrics, inbox)
     # Refused requests and store failures are worth a line even without -v (one line each,
     # with the reason, never a traceback).
     log_to(err, args.verbose, prefix=f"{PROG} serve", quiet_level=logging.WARNING)
     flag = StopFlag()
     try:
-        server = ReceiverServer.for_receiver(receiver, host=bind, port=args.port).start()
+        server = ReceiverServer(app, host=bind, port=args.port).start()
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
         with stop_on_signals(flag):
+            where = (
+                f"verified events are stored in the inbox {args.inbox} for `worker`"
+                if inbox is not None
+                else "verified events go to stdout as JSON lines"
+            )
             note(
-                f"listening on {server.url} (every path is a webhook target); "
-                f"secrets in {args.secrets}; verified events go to stdout as JSON lines"
+                f"listening on {server.url} (every path is a webhook target, GET /metrics "
+                f"gives Prometheus metrics); secrets in {args.secrets}; {where}"
             )
             if args.accept_unannounced_handshakes:
                 note("accepting the first handshake of any target that has no secret yet")
@@ -84,6 +95,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 pass
     finally:
         server.stop()
+        if inbox is not None:
+            inbox.close()
     note(f"stopped ({flag.signal_name or 'done'})")
     return flag.exit_status
 
@@ -109,7 +122,13 @@ def register(commands: Commands) -> None:
         ),
     )
     serve.add_argument("--port", required=True, type=port, help="0 picks a free port")
-    serve.add_argument("--secrets", required=True, metavar="PATH", help="SQLite secret store")
+    serve.add_argument(
+        "--secrets",
+        required=True,
+        metavar="URL",
+        help="secret store: a SQLite file path or sqlite:///PATH, or redis://HOST:PORT/DB",
+    )
+    add_inbox_option(serve)
     serve.add_argument(
         "--bind",
         metavar="ADDRESS",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 import attrs
@@ -12,21 +14,25 @@ from asana_webhooks._cli._common import (
     ENVIRONMENT_HELP,
     EXIT_ATTENTION,
     EXIT_OK,
+    CommandFailed,
     UsageError,
     api_options,
     gid,
     make_api,
     open_secret_store,
+    opened_api,
     page_size,
     para,
 )
 from asana_webhooks._cli._output import (
+    JsonListing,
+    Progress,
+    StreamedTable,
     all_webhook_fields,
     count_cell,
     flag_cell,
     one_line,
     print_json,
-    print_table,
     relative,
     resource_cell,
     time_cell,
@@ -35,7 +41,9 @@ from asana_webhooks._cli._output import (
 
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
-    from asana_webhooks._models import WebhookFilter
+    from asana_webhooks._models import WebhookFilter, WebhookResponse
+    from asana_webhooks._secrets import SecretStore
+    from asana_webhooks._webhooks_api import WebhooksApi
 
 #: Heartbeats come every 8 hours; a webhook silent for longer than this is worth a look.
 STALE_AFTER = datetime.timedelta(hours=9)
@@ -161,20 +169,61 @@ def health_problems(webhook: Any, now: datetime.datetime) -> list[Problem]:
 # --- the API commands ----------------------------------------------------------------------
 
 
+def _pages(
+    api: WebhooksApi, args: argparse.Namespace, opt_fields: Optional[Sequence[str]] = None
+) -> Iterator[list[WebhookResponse]]:
+    """The listing a page at a time, each handed over as soon as it has arrived."""
+    page: list[WebhookResponse] = []
+    listing = api.iter_webhooks(
+        args.workspace,
+        resource=args.resource,
+        page_size=args.page_size,
+        opt_fields=list(opt_fields) if opt_fields else None,
+    )
+    for webhook in listing:
+        page.append(webhook)
+        # iter_webhooks asks for the next page only when this one is used up: hand it on now.
+        if len(page) == args.page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _json_listing(args: argparse.Namespace, out: TextIO) -> Optional[JsonListing]:
+    if args.json_lines:
+        return JsonListing(out, lines=True)
+    return JsonListing(out, lines=False) if args.json else None
+
+
 def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    api = make_api(args)
+    as_json = _json_listing(args, out)
+    table = StreamedTable(out, ("GID", "ACTIVE", "RESOURCE", "TARGET"))
+    progress = Progress(err, "webhooks")
+    count = 0
     try:
-        webhooks = list(
-            api.iter_webhooks(args.workspace, resource=args.resource, page_size=args.page_size)
-        )
+        with opened_api(args) as api:
+            progress.show(count)
+            for page in _pages(api, args):
+                progress.clear()
+                count += len(page)
+                if as_json is not None:
+                    as_json.write([webhook_json(webhook) for webhook in page])
+                else:
+                    table.write(
+                        [
+                            (w.gid, flag_cell(w.active), resource_cell(w), w.target or "-")
+                            for w in page
+                        ]
+                    )
+                progress.show(count)
     finally:
-        api.api_client.close()
-    if args.json:
-        print_json(out, [webhook_json(webhook) for webhook in webhooks])
+        progress.clear()
+    if as_json is not None:
+        as_json.close()
         return EXIT_OK
-    rows = [(w.gid, flag_cell(w.active), resource_cell(w), w.target or "-") for w in webhooks]
-    print_table(out, ("GID", "ACTIVE", "RESOURCE", "TARGET"), rows)
-    out.write(f"{len(webhooks)} webhook{'' if len(webhooks) == 1 else 's'}\n")
+    table.finish()
+    out.write(f"{count} webhook{'' if count == 1 else 's'}\n")
     return EXIT_OK
 
 
@@ -196,37 +245,77 @@ def _show(out: TextIO, webhook: Any, as_json: bool) -> None:
 
 
 def cmd_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from asana_webhooks._establish import establish_webhook
-    from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
-
     filters = [parse_filter(text) for text in args.filter] or None
     # Checked before anything is created: a store that fails after the create would leave a
     # webhook whose handshake was refused.
     store = open_secret_store(args.secrets) if args.secrets else None
-    api = make_api(args)
-    webhook: Any
-    try:
-        if store is not None:
-            webhook = establish_webhook(api, store, args.resource, args.target, filters)
-            note = f"secret: checked against the handshake, stored in {args.secrets}"
-        else:
-            created = api.create_webhook(
-                CreateWebhookRequest(
-                    data=WebhookRequest(resource=args.resource, target=args.target, filters=filters)
-                )
-            )
-            webhook = created.data
-            length = len(created.x_hook_secret or "")
-            note = (
-                f"secret: Asana sent one ({length} chars), not shown; your receiver got it in "
-                "the handshake (use --secrets PATH with `serve --secrets PATH` to check it)"
-            )
-    finally:
-        api.api_client.close()
+    with opened_api(args) as api, _explaining_a_refused_handshake(args):
+        webhook, note = _create(api, args, store, filters)
     _show(out, webhook, args.json)
     if not args.json:
         out.write(note + "\n")
     return EXIT_OK
+
+
+def _create(
+    api: WebhooksApi,
+    args: argparse.Namespace,
+    store: Optional[SecretStore],
+    filters: Optional[list[WebhookFilter]],
+) -> tuple[Any, str]:
+    from asana_webhooks._establish import establish_webhook
+    from asana_webhooks._models import CreateWebhookRequest, WebhookRequest
+
+    if store is not None:
+        webhook = establish_webhook(api, store, args.resource, args.target, filters)
+        return webhook, f"secret: checked against the handshake, stored in {args.secrets}"
+    created = api.create_webhook(
+        CreateWebhookRequest(
+            data=WebhookRequest(resource=args.resource, target=args.target, filters=filters)
+        )
+    )
+    length = len(created.x_hook_secret or "")
+    note = (
+        f"secret: Asana sent one ({length} chars), not shown; your receiver got it in "
+        "the handshake (use --secrets PATH with `serve --secrets PATH` to check it)"
+    )
+    return created.data, note
+
+
+@contextlib.contextmanager
+def _explaining_a_refused_handshake(args: argparse.Namespace) -> Iterator[None]:
+    """Turn Asana's "could not complete activation handshake" into the usual reasons.
+
+    Asana answers 400 and does not say what the target answered; the stand-in adds it.
+    """
+    from asana_webhooks._errors import BadRequestError
+
+    try:
+        yield
+    except BadRequestError as exc:
+        said = str(exc)
+        if "handshake" not in said.lower():
+            raise
+        refused = "403" in said
+        how = "the receiver refused it (403)" if refused else "Asana could not complete it"
+        if args.secrets:
+            announce = (
+                f"is the receiver `asana-webhooks serve --secrets {args.secrets}` (the same "
+                "file) or another receiver over that store?"
+            )
+        else:
+            announce = (
+                "the target was not announced: give create the same --secrets file as "
+                "`asana-webhooks serve --secrets`, or start serve with "
+                "--accept-unannounced-handshakes"
+            )
+        reasons = f"{announce}; or the target already has a secret (a webhook delivers to it)"
+        if not refused:
+            reasons += "; or Asana cannot reach the target (it must be public HTTPS)"
+        raise CommandFailed(
+            f"the handshake for {args.target} failed: {how}. Usual reasons: "
+            f"{reasons}. Asana said: {said}"
+        ) from None
 
 
 def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -265,71 +354,78 @@ def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_health(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    api = make_api(args)
-    try:
-        webhooks = list(
-            api.iter_webhooks(
-                args.workspace,
-                resource=args.resource,
-                page_size=args.page_size,
-                opt_fields=list(HEALTH_FIELDS),
-            )
-        )
-    finally:
-        api.api_client.close()
+    as_json = _json_listing(args, out)
+    header = ("GID", "STATE", "LAST SUCCESS", "LAST FAILURE", "RETRIES", "NEXT ATTEMPT")
+    table = StreamedTable(out, (*header, "DELETION", "TARGET"))
+    progress = Progress(err, "webhooks")
     now = datetime.datetime.now(datetime.timezone.utc)
-    checked = [(webhook, health_problems(webhook, now)) for webhook in webhooks]
-    unhealthy = [(webhook, problems) for webhook, problems in checked if problems]
-    shown = checked if args.all else unhealthy
-    if args.json:
-        print_json(
-            out,
-            [
-                {
-                    **webhook_json(webhook, HEALTH_FIELDS),
-                    "healthy": not problems,
-                    "states": [problem.state for problem in problems],
-                    "problems": [problem.detail for problem in problems],
-                }
-                for webhook, problems in shown
-            ],
-        )
-        return EXIT_ATTENTION if unhealthy else EXIT_OK
 
     def when(value: Optional[datetime.datetime]) -> str:
         return "-" if value is None else relative(value - now)
 
-    rows = [
-        (
-            webhook.gid,
-            ", ".join(problem.state for problem in problems) or "ok",
-            when(webhook.last_success_at),
-            when(webhook.last_failure_at),
-            count_cell(webhook.delivery_retry_count),
-            when(webhook.next_attempt_after),
-            when(webhook.failure_deletion_timestamp),
-            webhook.target or "-",
-        )
-        for webhook, problems in shown
-    ]
-    if rows:
-        header = ("GID", "STATE", "LAST SUCCESS", "LAST FAILURE", "RETRIES", "NEXT ATTEMPT")
-        print_table(out, (*header, "DELETION", "TARGET"), rows)
-        if unhealthy:
-            out.write("\n")
-        for webhook, problems in unhealthy:
-            for problem in problems:
-                out.write(f"{webhook.gid}: {problem.detail}\n")
-    total = len(webhooks)
+    total = 0
+    unhealthy: list[tuple[WebhookResponse, list[Problem]]] = []
+    try:
+        with opened_api(args) as api:
+            progress.show(total)
+            for page in _pages(api, args, HEALTH_FIELDS):
+                progress.clear()
+                total += len(page)
+                checked = [(webhook, health_problems(webhook, now)) for webhook in page]
+                unhealthy.extend((webhook, problems) for webhook, problems in checked if problems)
+                shown = checked if args.all else [item for item in checked if item[1]]
+                if as_json is not None:
+                    as_json.write(
+                        [
+                            {
+                                **webhook_json(webhook, HEALTH_FIELDS),
+                                "healthy": not problems,
+                                "states": [problem.state for problem in problems],
+                                "problems": [problem.detail for problem in problems],
+                            }
+                            for webhook, problems in shown
+                        ]
+                    )
+                else:
+                    table.write(
+                        [
+                            (
+                                webhook.gid,
+                                ", ".join(problem.state for problem in problems) or "ok",
+                                when(webhook.last_success_at),
+                                when(webhook.last_failure_at),
+                                count_cell(webhook.delivery_retry_count),
+                                when(webhook.next_attempt_after),
+                                when(webhook.failure_deletion_timestamp),
+                                webhook.target or "-",
+                            )
+                            for webhook, problems in shown
+                        ]
+                    )
+                progress.show(total)
+    finally:
+        progress.clear()
+    # A cron job or a monitoring check alerts on the status alone.
+    status = EXIT_ATTENTION if unhealthy else EXIT_OK
+    if as_json is not None:
+        as_json.close()
+        return status
+    if unhealthy:
+        out.write("\n")
+    for webhook, problems in unhealthy:
+        for problem in problems:
+            out.write(f"{webhook.gid}: {problem.detail}\n")
     if unhealthy:
         out.write(f"{len(unhealthy)} of {total} webhooks need attention\n")
     else:
         out.write(f"all {total} webhooks are delivering\n")
-    # A cron job or a monitoring check alerts on the status alone.
-    return EXIT_ATTENTION if unhealthy else EXIT_OK
+    return status
 
 
 # --- registration ------------------------------------------------------------------------------
+
+
+JSON_LINES_HELP = "one compact JSON object per line, written as each page arrives"
 
 
 def register(commands: Commands) -> None:
@@ -356,6 +452,7 @@ def register(commands: Commands) -> None:
     listing.add_argument(
         "--page-size", type=page_size, default=100, metavar="N", help="1-100 (default 100)"
     )
+    listing.add_argument("--json-lines", action="store_true", help=JSON_LINES_HELP)
     listing.set_defaults(run=cmd_list)
 
     get = api_command("get", "show one webhook", "Show one webhook's full record.")
@@ -410,4 +507,5 @@ def register(commands: Commands) -> None:
     health.add_argument("--resource", type=gid, metavar="GID")
     health.add_argument("--all", action="store_true", help="show healthy webhooks too")
     health.add_argument("--page-size", type=page_size, default=100, metavar="N")
+    health.add_argument("--json-lines", action="store_true", help=JSON_LINES_HELP)
     health.set_defaults(run=cmd_health)

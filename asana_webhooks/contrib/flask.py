@@ -11,6 +11,7 @@ from typing import IO
 import flask
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
+from asana_webhooks._wsgi import request_target
 
 __all__ = ["webhook_blueprint"]
 
@@ -26,7 +27,8 @@ def webhook_blueprint(
     Register one blueprint per ``name``; give another ``name`` to mount a second one.
     Methods other than POST get 405 from Flask itself.
     """
-    blueprint = flask.Blueprint(name, __name__, url_prefix=url_prefix.rstrip("/") or None)
+    prefix = url_prefix.rstrip("/")
+    blueprint = flask.Blueprint(name, __name__, url_prefix=prefix or None)
 
     def receive(rest: str = "") -> flask.Response:
         request = flask.request
@@ -39,13 +41,12 @@ def webhook_blueprint(
             body = _read_capped(request.stream, receiver.max_body_bytes + 1)
         else:
             body = request.get_data(cache=True)
-        target = request.script_root + request.path
-        if request.query_string:
-            target = f"{target}?{request.query_string.decode('latin-1')}"
-        return _to_flask(receiver.handle(target, headers, body))
+        # The target as sent (still escaped), never werkzeug's decoded path: see request_target.
+        return _to_flask(receiver.handle(request_target(request.environ), headers, body))
 
-    # "" is the prefix itself: Asana does not follow a redirect to "prefix/".
-    for rule in ("", "/", "/<path:rest>"):
+    # "" is the prefix itself: Asana does not follow a redirect to "prefix/". At the root
+    # ("/" or "") there is no such path, and Flask refuses a rule that does not start with "/".
+    for rule in ("", "/", "/<path:rest>") if prefix else ("/", "/<path:rest>"):
         blueprint.add_url_rule(rule, "receive", receive, methods=["POST"], strict_slashes=False)
     return blueprint
 

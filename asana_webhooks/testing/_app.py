@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlencode
 
 import attrs
 
-from asana_webhooks._signature import sign_body
 from asana_webhooks.testing import _outbound
+from asana_webhooks.testing._clock import FakeClock
+from asana_webhooks.testing._deliveries import Deliveries
 from asana_webhooks.testing._events import EVENT_ACTIONS
 from asana_webhooks.testing._faults import FaultPlan
 from asana_webhooks.testing._ids import utc_now
@@ -31,7 +32,6 @@ from asana_webhooks.testing._responses import (
     RATE_LIMIT_MESSAGE,
     ApiError,
     Response,
-    dump_json,
     error_response,
     json_response,
 )
@@ -41,6 +41,13 @@ from asana_webhooks.testing._state import (
     Resource,
     Store,
     Webhook,
+)
+from asana_webhooks.testing._streams import (
+    EVENTS_PER_PAGE,
+    SYNC_MESSAGE,
+    WORKSPACE_EVENTS_PER_PAGE,
+    EventStreams,
+    SyncTokenError,
 )
 
 logger = logging.getLogger("asana_webhooks.testing")
@@ -53,6 +60,8 @@ DUPLICATE_MESSAGE = (
     "target. Delete the old one before creating another."
 )
 NO_ROUTE_MESSAGE = "No matching route for request"
+# GUESS at Asana's wording for a known path asked with a method it does not serve.
+METHOD_NOT_ALLOWED_MESSAGE = "The method {method} is not allowed on this path; use {allowed}"
 MISSING_RESOURCE_MESSAGE = "You should specify one of resource"
 # From Asana's errors docs ("API limits": unpaginated results are cut at about 1,000 objects).
 TOO_LARGE_MESSAGE = (
@@ -69,10 +78,30 @@ LOCALHOST_REFUSED_MESSAGE = "target: Invalid hostnames like localhost are not al
 MAX_UNPAGINATED = 1000
 MAX_LIMIT = 100
 MAX_RECORDS = 10_000
+_ONE_MILLISECOND = datetime.timedelta(milliseconds=1)
 
 _FILTER_KEYS = ("resource_type", "resource_subtype", "action", "fields")
 
 Clock = Callable[[], datetime.datetime]
+
+#: The paths the stand-in knows, by shape, and the methods each serves (for 405's ``Allow``).
+_ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("webhooks",), ("GET", "POST")),
+    (("webhooks", "{gid}"), ("GET", "PUT", "DELETE")),
+    (("events",), ("GET",)),
+    (("workspaces", "{gid}", "events"), ("GET",)),
+)
+
+
+def _allowed_methods(segments: Sequence[str]) -> Optional[tuple[str, ...]]:
+    """The methods served on a path, or ``None`` for a path the stand-in does not know."""
+    for shape, methods in _ROUTES:
+        if len(shape) == len(segments) and all(
+            (part == "{gid}" and bool(segment)) or part == segment
+            for part, segment in zip(shape, segments)
+        ):
+            return methods
+    return None
 
 
 @attrs.frozen
@@ -98,9 +127,21 @@ def _first(query: Mapping[str, Sequence[str]], name: str) -> Optional[str]:
 
 
 def _wants_pretty(query: Mapping[str, Sequence[str]]) -> bool:
-    # opt_pretty is allowEmptyValue: "?opt_pretty" alone turns it on.
+    """Whether to indent the answer; ``?opt_pretty`` alone (``allowEmptyValue``) turns it on.
+
+    Anything but a boolean is not even looked at here: ``_check_pretty`` refuses it, after the
+    answer's own format is settled.
+    """
     value = _first(query, "opt_pretty")
-    return value is not None and value.lower() not in ("false", "0")
+    return value is not None and value.lower() in ("", "true")
+
+
+def _check_pretty(query: Mapping[str, Sequence[str]]) -> None:
+    # The OAS types opt_pretty as a boolean: "true", "false" or, being allowEmptyValue, "".
+    for value in query.get("opt_pretty", ()):
+        if value.lower() not in ("", "true", "false"):
+            # GUESS at Asana's wording; the shape is its usual 400.
+            raise ApiError(400, f"opt_pretty: Not a boolean: {value}")
 
 
 def _opt_fields(query: Mapping[str, Sequence[str]]) -> set[str]:
@@ -231,8 +272,9 @@ class AsanaApp:
         self.handshake_timeout = handshake_timeout
         self.delivery_timeout = delivery_timeout
         self.refuse_loopback_targets = refuse_loopback_targets
-        self.clock = clock
+        self.clock = FakeClock(clock)
         self.store = Store(workspace_gid, workspace_name)
+        self.streams = EventStreams(self.clock)
         self.offsets = OffsetCodec()
         self.faults = FaultPlan()
         self.base_url = ""  # set by the server once it knows its port
@@ -240,6 +282,13 @@ class AsanaApp:
         self._records_lock = threading.Lock()
         self.requests: Deque[RecordedRequest] = collections.deque(maxlen=MAX_RECORDS)
         self.outbound: Deque[OutboundCall] = collections.deque(maxlen=MAX_RECORDS)
+        self.deliveries = Deliveries(
+            store=self.store,
+            streams=self.streams,
+            clock=self.clock,
+            record_outbound=self.record_outbound,
+            delivery_timeout=lambda: self.delivery_timeout,
+        )
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -277,7 +326,12 @@ class AsanaApp:
                 return error_response(429, RATE_LIMIT_MESSAGE, pretty=pretty, headers=headers), (
                     "rate_limit"
                 )
+            _check_pretty(request.query)
             return self._route(request, pretty), None
+        except SyncTokenError as exc:
+            # Asana's documented 412 body: the message and, beside "errors", a fresh token.
+            payload = {"errors": [{"message": SYNC_MESSAGE}], "sync": exc.fresh}
+            return json_response(412, payload, pretty=pretty), None
         except ApiError as exc:
             return error_response(exc.status, exc.message, pretty=pretty, headers=exc.headers), None
         except Exception:
@@ -296,7 +350,19 @@ class AsanaApp:
 
     def _route(self, request: ApiRequest, pretty: bool) -> Response:
         segments = request.path.strip("/").split("/")
-        method = request.method
+        # HEAD is a GET without the body (the server leaves the body out).
+        method = "GET" if request.method == "HEAD" else request.method
+        allowed = _allowed_methods(segments)
+        if allowed is None:
+            raise ApiError(404, NO_ROUTE_MESSAGE)
+        if method not in allowed:
+            shown = ", ".join(allowed)
+            message = METHOD_NOT_ALLOWED_MESSAGE.format(method=request.method, allowed=shown)
+            raise ApiError(405, message, headers=(("Allow", shown),))
+        if segments == ["events"]:
+            return self._events(request, pretty)
+        if segments[0] == "workspaces":
+            return self._workspace_events(segments[1], request, pretty)
         if segments == ["webhooks"]:
             if method == "GET":
                 return self._list(request, pretty)
@@ -311,6 +377,38 @@ class AsanaApp:
             if method == "DELETE":
                 return self._delete(webhook_gid, pretty)
         raise ApiError(404, NO_ROUTE_MESSAGE)
+
+    def _events(self, request: ApiRequest, pretty: bool) -> Response:
+        resource = _first(request.query, "resource")
+        if not resource:
+            raise ApiError(400, "resource: Missing input")
+        _check_gid("resource", resource)
+        return self._read_stream(resource, request, EVENTS_PER_PAGE, pretty)
+
+    def _workspace_events(self, workspace: str, request: ApiRequest, pretty: bool) -> Response:
+        _check_gid("workspace", workspace)
+        if not self.store.is_workspace(workspace):
+            raise ApiError(404, f"workspace: Unknown object: {workspace}")
+        return self._read_stream(workspace, request, WORKSPACE_EVENTS_PER_PAGE, pretty)
+
+    def _read_stream(self, stream: str, request: ApiRequest, limit: int, pretty: bool) -> Response:
+        page = self.streams.read(stream, _first(request.query, "sync"), limit)
+        data = [self._as_polled(event) for event in page.events]
+        payload = {"data": data, "sync": page.sync, "has_more": page.has_more}
+        return json_response(200, payload, pretty=pretty)
+
+    def _as_polled(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event as ``/events`` shows it: the deprecated ``type`` too, and the resource's
+        name when the stand-in knows it (webhook deliveries carry neither)."""
+        polled = dict(event)
+        resource = event.get("resource")
+        if isinstance(resource, dict):
+            polled["type"] = resource.get("resource_type")
+            with self.store.lock:
+                known = self.store.resources.get(str(resource.get("gid")))
+            if known is not None and "name" not in resource:
+                polled["resource"] = {**resource, "name": known.name}
+        return polled
 
     def _list(self, request: ApiRequest, pretty: bool) -> Response:
         query = request.query
@@ -421,6 +519,7 @@ class AsanaApp:
             raise ApiError(403, DUPLICATE_MESSAGE)
 
         # The handshake runs with no lock held: the target may call us back meanwhile.
+        started = self.clock()
         secret = secrets.token_hex(32)
         call = _outbound.post(
             "handshake",
@@ -435,13 +534,15 @@ class AsanaApp:
             raise ApiError(400, f"{HANDSHAKE_FAILED_MESSAGE} (FakeAsana: {problem})")
 
         try:
-            webhook = self.store.insert(resource, target, filters, secret, self.clock())
+            webhook = self.store.insert(resource, target, filters, secret, started)
         except DuplicateWebhookError:
             raise ApiError(403, DUPLICATE_MESSAGE) from None
         with self.store.lock:
+            # The handshake was the first successful delivery: published real 201 answers show
+            # "active": true, last_success_at just after created_at and last_failure_content "".
+            webhook.last_success_at = max(self.clock(), started + _ONE_MILLISECOND)
+            webhook.last_failure_content = ""
             created = webhook.full()
-        # Asana's documented 201 example shows the new webhook as not yet active.
-        created["active"] = False
         location = (("Location", f"{self.base_url}/webhooks/{webhook.gid}"),)
         return json_response(
             201, {"data": created, "X-Hook-Secret": secret}, pretty=pretty, headers=location
@@ -474,31 +575,7 @@ class AsanaApp:
     def deliver(
         self, webhook_gid: str, events: Sequence[Mapping[str, Any]], signature: Optional[str]
     ) -> OutboundCall:
-        with self.store.lock:
-            webhook = self.store.webhooks.get(webhook_gid)
-            if webhook is None:
-                raise KeyError(f"no webhook with gid {webhook_gid!r}")
-            target, secret = webhook.target, webhook.secret
-        body = dump_json({"events": [dict(event) for event in events]})
-        headers = {}
-        if signature is None:
-            headers["X-Hook-Signature"] = sign_body(body, secret)
-        elif signature:
-            headers["X-Hook-Signature"] = signature
-        call = _outbound.post(
-            "delivery",
-            target,
-            body,
-            headers,
-            timeout=self.delivery_timeout,
-            webhook_gid=webhook_gid,
-        )
-        self.record_outbound(call)
-        with self.store.lock:
-            current = self.store.webhooks.get(webhook_gid)
-            if current is not None:
-                current.record_delivery(call, self.clock())
-        return call
+        return self.deliveries.deliver_now(webhook_gid, events, signature)
 
 
 def default_clock() -> datetime.datetime:

@@ -9,6 +9,8 @@ from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from asana_webhooks.testing._app import BASE_PATH, AsanaApp, default_clock
+from asana_webhooks.testing._control import CONTROL_PATH, Control
+from asana_webhooks.testing._deliveries import Delivery
 from asana_webhooks.testing._events import make_event
 from asana_webhooks.testing._faults import (
     Fault,
@@ -21,6 +23,8 @@ from asana_webhooks.testing._ids import new_gid
 from asana_webhooks.testing._oauth import OAuthServer
 from asana_webhooks.testing._records import OutboundCall, RecordedRequest
 from asana_webhooks.testing._server import FakeAsanaServer
+from asana_webhooks.testing._streams import StreamEvent
+from asana_webhooks.testing._traffic import EventTraffic
 
 #: How long ``stop()`` waits for the serving thread to end.
 _STOP_TIMEOUT = 5.0
@@ -42,6 +46,16 @@ class FakeAsana:
     same resource and target is 403; ``PUT`` replaces ``filters``; ``DELETE`` answers
     ``{"data": {}}``.
 
+    The Events API (``GET /events?resource=R&sync=T``, ``GET /workspaces/{gid}/events``):
+    412 with a fresh ``sync`` token when none or a stale one is given; then at most 100 events a
+    call with ``has_more``. Every event it delivers, or would have (``emit``,
+    ``generate_traffic``, ``deliver``), is in the event streams of the resources it reaches:
+    its resource, its parent, and up through what ``add_resource(parent=...)`` declared.
+
+    Its clock (``now()``) is real time plus what ``advance(seconds)`` added. Advancing it plays
+    out what Asana does meanwhile: failed deliveries retried with exponential backoff, a
+    heartbeat every 8 hours, a webhook failing for 24 hours deleted, sync tokens expiring.
+
     Where it differs on purpose: it only ever connects to loopback targets (any other host is
     a 400), and accepts them unless ``refuse_loopback_targets=True`` (then 403, as Asana does
     for localhost). A webhook on a resource never declared with ``add_resource`` belongs to
@@ -59,9 +73,13 @@ class FakeAsana:
         delivery_timeout: float = 10.0,
         refuse_loopback_targets: bool = False,
         clock: Optional[Callable[[], datetime.datetime]] = None,
+        sync_token_lifetime: float = 24 * 3600.0,
+        event_retention: float = 24 * 3600.0,
     ) -> None:
         if handshake_timeout <= 0 or delivery_timeout <= 0:
             raise ValueError("handshake_timeout and delivery_timeout must be positive")
+        if sync_token_lifetime <= 0 or event_retention <= 0:
+            raise ValueError("sync_token_lifetime and event_retention must be positive")
         self._port = port
         self._app = AsanaApp(
             access_token=access_token or secrets.token_urlsafe(24),
@@ -72,6 +90,11 @@ class FakeAsana:
             refuse_loopback_targets=refuse_loopback_targets,
             clock=clock or default_clock,
         )
+        self._app.streams.token_lifetime = datetime.timedelta(seconds=sync_token_lifetime)
+        self._app.streams.retention = datetime.timedelta(seconds=event_retention)
+        self._traffic: dict[str, EventTraffic] = {}
+        self._traffic_lock = threading.Lock()
+        self._last_event_time: Optional[datetime.datetime] = None
         self._server: Optional[FakeAsanaServer] = None
         self._thread: Optional[threading.Thread] = None
         self._lifecycle = threading.Lock()
@@ -85,7 +108,7 @@ class FakeAsana:
         with self._lifecycle:
             if self._server is not None:
                 raise RuntimeError("FakeAsana is already running")
-            server = FakeAsanaServer(self._port, self._app)
+            server = FakeAsanaServer(self._port, self._app, Control(self).handle)
             self._server = server
             self._app.base_url = f"http://127.0.0.1:{server.server_address[1]}{BASE_PATH}"
             self._stopped.clear()
@@ -153,6 +176,11 @@ class FakeAsana:
         return f"http://127.0.0.1:{self.port}{BASE_PATH}"
 
     @property
+    def control_url(self) -> str:
+        """The control endpoint, ``http://127.0.0.1:PORT/_fake`` (see ``FakeAsanaControl``)."""
+        return f"http://127.0.0.1:{self.port}{CONTROL_PATH}"
+
+    @property
     def access_token(self) -> str:
         """The only token the fake accepts (``Authorization: Bearer <token>``)."""
         return self._app.access_token
@@ -184,10 +212,16 @@ class FakeAsana:
         name: Optional[str] = None,
         resource_type: str = "project",
         workspace: Optional[str] = None,
+        parent: Union[str, Sequence[str], None] = None,
     ) -> str:
-        """Declare a resource (in ``workspace``, default ``workspace_gid``); return its gid."""
+        """Declare a resource (in ``workspace``, default ``workspace_gid``); return its gid.
+
+        ``parent`` is where its events bubble up to: a task's project (or projects, as a
+        list), a subtask's task, a story's task. A project's events reach its workspace.
+        """
+        parents = [parent] if isinstance(parent, str) else list(parent or ())
         return self._app.store.add_resource(
-            gid, name, resource_type, workspace or self.workspace_gid
+            gid, name, resource_type, workspace or self.workspace_gid, parents
         ).gid
 
     def add_webhook(
@@ -239,6 +273,10 @@ class FakeAsana:
         ``next_attempt_after`` / ``failure_deletion_timestamp`` follow the outcome (any 2xx is
         a success). ``signature`` overrides ``X-Hook-Signature`` (``""`` leaves it out) to
         test a receiver's rejection path. Filters are not applied: what you pass is sent.
+
+        It is a one-shot probe: never dropped, sent even while the webhook waits for a retry,
+        and its events are not retried if it fails (``emit`` and ``generate_traffic`` go
+        through Asana's retries). Its events enter the event stream of the webhook's resource.
         """
         return self._app.deliver(webhook_gid, events, signature).status
 
@@ -250,6 +288,146 @@ class FakeAsana:
     def outbound(self) -> list[OutboundCall]:
         """Handshakes and deliveries the fake made, oldest first."""
         return self._app.snapshot_outbound()
+
+    def emit(self, events: Sequence[Mapping[str, Any]]) -> list[Delivery]:
+        """These events happen in Asana: each enters the event stream of every resource it
+        reaches, and every webhook on one of those resources whose filters let it through gets
+        it (one delivery per webhook for the call). Returns what became of each delivery:
+        delivered, failed (it will be retried), dropped (a drop fault) or queued (the webhook
+        is failing and this waits behind the retry)."""
+        return self._app.deliveries.emit(events)
+
+    def traffic(self, resource: str, *, seed: Optional[int] = None) -> EventTraffic:
+        """A seeded generator of realistic events for ``resource`` (see ``generate_traffic``);
+        ``traffic(...).next(n)`` makes events without sending them."""
+        resource_type = self._app.store.resource_for(resource).resource_type
+        return EventTraffic(
+            resource, resource_type, seed=seed, now=self._event_time, declare=self._declare
+        )
+
+    def generate_traffic(
+        self,
+        resource: str,
+        count: int,
+        *,
+        seed: Optional[int] = None,
+        batch: int = 1,
+    ) -> list[dict[str, Any]]:
+        """Make ``count`` realistic events happen on ``resource`` and ``emit`` them, ``batch``
+        at a time; return the events.
+
+        For a project: tasks added, changed (``change.field``: name, notes, due_on, completed,
+        assignee with ``new_value``, followers with ``added_value``, custom_fields), stories
+        and subtasks added, tasks removed and deleted. For a task: its changes, stories and
+        subtasks. For a workspace: projects added, changed and deleted. New tasks, stories and
+        subtasks are declared with their parents, so their own streams work too. A ``seed``
+        starts a new reproducible sequence; without one, the resource's previous generator
+        goes on (and tasks it added keep changing).
+        """
+        return self._generate(resource, count, seed, batch)[0]
+
+    def _generate(
+        self, resource: str, count: int, seed: Optional[int], batch: int
+    ) -> tuple[list[dict[str, Any]], list[Delivery]]:
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, not {batch}")
+        if count < 0:
+            raise ValueError(f"count must not be negative, not {count}")
+        generator = self._generator_for(resource, seed)
+        events: list[dict[str, Any]] = []
+        outcomes: list[Delivery] = []
+        while len(events) < count:
+            chunk = generator.next(min(batch, count - len(events)))
+            outcomes.extend(self.emit(chunk))
+            events.extend(chunk)
+        return events, outcomes
+
+    def _generator_for(self, resource: str, seed: Optional[int]) -> EventTraffic:
+        with self._traffic_lock:
+            generator = self._traffic.get(resource)
+        if generator is None or seed is not None:
+            generator = self.traffic(resource, seed=seed)
+            with self._traffic_lock:
+                self._traffic[resource] = generator
+        return generator
+
+    def events_for(self, resource: str) -> list[dict[str, Any]]:
+        """The events in ``resource``'s stream now (what ``/events`` would list), oldest first."""
+        return [entry.event for entry in self._app.streams.events(resource)]
+
+    def stream(self, resource: str) -> list[StreamEvent]:
+        """Like ``events_for``, with each event's sequence number and time of recording."""
+        return self._app.streams.events(resource)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """What became of every delivery, heartbeat, retry and deletion, oldest first (the
+        last 10,000)."""
+        return self._app.deliveries.snapshot_log()
+
+    @property
+    def deleted_webhooks(self) -> list[dict[str, Any]]:
+        """Webhooks the stand-in deleted after 24 hours of failures (their last JSON)."""
+        return self._app.deliveries.snapshot_deleted()
+
+    def _event_time(self) -> datetime.datetime:
+        # Strictly increasing in milliseconds (Asana's precision), so no two generated events
+        # are alike.
+        with self._traffic_lock:
+            now = self._app.clock()
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            last = self._last_event_time
+            if last is not None and now <= last:
+                now = last + datetime.timedelta(milliseconds=1)
+            self._last_event_time = now
+            return now
+
+    def _declare(self, gid: str, resource_type: str, name: str, parent: str) -> None:
+        store = self._app.store
+        with store.lock:
+            owner = store.resource_for(parent)
+            parents = [] if owner.resource_type == "workspace" else [parent]
+            store.add_resource(gid, name, resource_type, owner.workspace_gid, parents)
+
+    # --- the clock ------------------------------------------------------------------------------
+
+    def now(self) -> datetime.datetime:
+        """The stand-in's time: real time (or the ``clock`` given) plus every ``advance``."""
+        return self._app.clock()
+
+    def advance(self, seconds: float) -> list[Delivery]:
+        """Move the stand-in's clock forward, doing on the way what Asana would: retries due
+        (exponential backoff from 1 minute to 1 hour), heartbeats every 8 hours, deleting a
+        webhook 24 hours into its failures. Sync tokens and events age too. Returns what was
+        done, in order."""
+        return self._app.deliveries.advance(seconds)
+
+    def run_due(self) -> list[Delivery]:
+        """Do the retries, heartbeats and deletions due now, without moving the clock (the
+        command-line stand-in calls this every half second)."""
+        return self._app.deliveries.run_due()
+
+    @property
+    def sync_token_lifetime(self) -> float:
+        """Seconds a sync token stays valid on the stand-in's clock (Asana: 24 hours)."""
+        return self._app.streams.token_lifetime.total_seconds()
+
+    @sync_token_lifetime.setter
+    def sync_token_lifetime(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"sync_token_lifetime must be positive, not {seconds}")
+        self._app.streams.token_lifetime = datetime.timedelta(seconds=seconds)
+
+    @property
+    def event_retention(self) -> float:
+        """Seconds an event stays in its streams on the stand-in's clock (Asana: 24 hours)."""
+        return self._app.streams.retention.total_seconds()
+
+    @event_retention.setter
+    def event_retention(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"event_retention must be positive, not {seconds}")
+        self._app.streams.retention = datetime.timedelta(seconds=seconds)
 
     # --- what was received ------------------------------------------------------------------
 
@@ -394,13 +572,46 @@ class FakeAsana:
         would be accepted). ``rate_limit(None)`` turns it off."""
         self._app.faults.set_rate_limit(per_minute, window, retry_after)
 
+    def drop_deliveries(
+        self,
+        count: Optional[int] = None,
+        *,
+        fraction: Optional[float] = None,
+        seed: Optional[int] = None,
+        heartbeats: bool = False,
+    ) -> None:
+        """Lose deliveries before they are sent, as Asana's at-most-once delivery may: the next
+        ``count``, then (or instead) each with probability ``fraction``, drawn from a
+        ``random.Random(seed)``. The events still enter the event streams. Heartbeats are
+        spared unless ``heartbeats=True``; ``deliver()`` is never dropped. Replaces an earlier
+        drop fault; ``drop_deliveries()`` with no arguments stops dropping."""
+        self._app.deliveries.drop(count, fraction, seed, heartbeats)
+
+    def take_offline(self, target: str, seconds: Optional[float] = None) -> None:
+        """Every delivery to ``target`` (a webhook's target URL) fails as if nothing listened,
+        for ``seconds`` of the stand-in's clock (default: until ``bring_online``). Failed
+        deliveries are retried the way Asana does; see ``advance``."""
+        until = None if seconds is None else self._app.clock() + datetime.timedelta(seconds=seconds)
+        self._app.deliveries.take_offline(target, until)
+
+    def bring_online(self, target: Optional[str] = None) -> None:
+        """End ``take_offline`` for ``target`` (or every target). Waiting deliveries go out at
+        the webhook's next attempt (``next_attempt_after``), as with Asana."""
+        self._app.deliveries.bring_online(target)
+
+    def expire_sync_tokens(self) -> None:
+        """Make every sync token handed out so far invalid (412 on its next use), as Asana's
+        "may expire sooner, depending on load" allows."""
+        self._app.streams.expire_tokens()
+
     def expire_offsets(self) -> None:
         """Make every ``offset`` handed out so far expired (400 when used)."""
         self._app.offsets.expire_all()
 
     def clear_faults(self) -> None:
-        """Drop pending faults and the rate limit."""
+        """Drop pending faults, the rate limit, dropped deliveries and offline targets."""
         self._app.faults.clear()
+        self._app.deliveries.clear_faults()
 
     @property
     def pending_faults(self) -> list[Fault]:
@@ -409,9 +620,13 @@ class FakeAsana:
     def reset(self) -> None:
         """Back to a fresh state: no webhooks, resources, faults, records or valid offsets.
 
-        The token, port and default workspace stay.
+        The token, port, default workspace and clock stay.
         """
         self._app.faults.clear()
+        self._app.deliveries.clear()
+        self._app.streams.clear()
+        with self._traffic_lock:
+            self._traffic.clear()
         self._app.store.clear()
         self._app.offsets.expire_all()
         self._app.clear_records()

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from asana_webhooks.testing._app import ApiRequest, AsanaApp, split_base_path
+from asana_webhooks.testing._control import CONTROL_PATH
 from asana_webhooks.testing._faults import Fault, FaultKind, FaultStage
 from asana_webhooks.testing._oauth import TOKEN_PATH
 from asana_webhooks.testing._records import Headers, RecordedRequest
@@ -33,6 +34,10 @@ _BEFORE = frozenset({FaultKind.DROP, FaultKind.FAIL})
 _AFTER = frozenset({FaultKind.DROP, FaultKind.FAIL, FaultKind.TRUNCATE})
 
 
+#: Answers the control endpoint: (method, path, headers, body) -> response.
+ControlHandler = Callable[[str, str, Headers, bytes], Response]
+
+
 class _BadRequestBody(Exception):
     pass
 
@@ -44,8 +49,9 @@ class FakeAsanaServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # 16+ clients connect at once in load tests
 
-    def __init__(self, port: int, app: AsanaApp) -> None:
+    def __init__(self, port: int, app: AsanaApp, control: Optional[ControlHandler] = None) -> None:
         self.app = app
+        self.control = control
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -118,6 +124,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, PROPFIND...) is answered as an API does: 405 with
+        # Allow on a known path, 404 elsewhere; the stdlib would say 501 Not Implemented.
+        if name.startswith("do_"):
+            return self.do_GET
+        raise AttributeError(name)
+
     # --- one request --------------------------------------------------------------------
 
     def _serve(self) -> None:
@@ -146,6 +159,20 @@ class _Handler(BaseHTTPRequestHandler):
                     client_port=int(self.client_address[1]),
                 )
             )
+
+        control = self.server.control
+        if control is not None and (
+            split.path == CONTROL_PATH or split.path.startswith(CONTROL_PATH + "/")
+        ):
+            # The control endpoint is the test's lever, never subject to injected faults.
+            try:
+                body = self._read_body()
+            except _BadRequestBody as exc:
+                self.close_connection = True
+                self._write(error_response(400, str(exc)))
+                return
+            self._write(control(method, split.path, headers, body))
+            return
 
         faults = app.faults
         early = faults.take(FaultStage.ON_HEADERS, method, fault_path, _EARLY)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import attrs
 
@@ -26,8 +26,14 @@ _MAX_RETRY_DELAY = datetime.timedelta(hours=1)
 #: How much of a failing target's body ``last_failure_content`` keeps.
 _FAILURE_CONTENT_CHARS = 500
 
+#: Asana sends a heartbeat to every webhook this often.
+HEARTBEAT_INTERVAL = datetime.timedelta(hours=8)
+
 #: Resource types whose webhooks must have filters (OAS ``WebhookRequest.resource``).
 HIGHER_LEVEL_TYPES = frozenset({"workspace", "team", "portfolio"})
+#: Events on these never reach a workspace's, team's or portfolio's stream (webhooks guide:
+#: "task, subtask, and story events are never propagated" to team/workspace webhooks).
+_NOT_PROPAGATED_UP = frozenset({"task", "subtask", "story", "attachment", "section", "tag"})
 
 UNDECLARED_RESOURCE_TYPE = "task"
 
@@ -38,6 +44,9 @@ class Resource:
     name: str
     resource_type: str
     workspace_gid: str
+    #: Where its events bubble up to besides its workspace: a task's projects, a subtask's
+    #: parent task, a story's task.
+    parents: list[str] = attrs.field(factory=list)
 
     def reference(self) -> dict[str, Any]:
         return {"gid": self.gid, "resource_type": self.resource_type, "name": self.name}
@@ -59,6 +68,14 @@ class Webhook:
     delivery_retry_count: int = 0
     next_attempt_after: Optional[datetime.datetime] = None
     failure_deletion_timestamp: Optional[datetime.datetime] = None
+    #: When the next heartbeat is due (Asana: "every eight hours").
+    next_heartbeat_at: Optional[datetime.datetime] = None
+    #: Events whose delivery failed, re-sent on the next attempt.
+    pending: list[dict[str, Any]] = attrs.field(factory=list, repr=lambda p: f"<{len(p)} events>")
+
+    @property
+    def failing(self) -> bool:
+        return self.delivery_retry_count > 0
 
     def compact(self) -> dict[str, Any]:
         return {
@@ -106,6 +123,31 @@ def describe_failure(call: OutboundCall) -> str:
     return f"{call.status} {call.reason}\n\n{text}"
 
 
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, Mapping) else None
+
+
+def filters_match(filters: Sequence[Mapping[str, Any]], event: Mapping[str, Any]) -> bool:
+    """Whether a webhook with ``filters`` gets ``event``: no filters, or any one matches."""
+    if not filters:
+        return True
+    resource = event.get("resource")
+    change = event.get("change")
+    for item in filters:
+        if item.get("resource_type") and item["resource_type"] != _field(resource, "resource_type"):
+            continue
+        subtype = item.get("resource_subtype")
+        if subtype and subtype != _field(resource, "resource_subtype"):
+            continue
+        if item.get("action") and item["action"] != event.get("action"):
+            continue
+        fields = item.get("fields")
+        if fields and _field(change, "field") not in fields:
+            continue
+        return True
+    return False
+
+
 class DuplicateWebhookError(Exception):
     """A webhook with the same resource and target exists."""
 
@@ -147,7 +189,12 @@ class Store:
             return resource is not None and resource.resource_type == "workspace"
 
     def add_resource(
-        self, gid: Optional[str], name: Optional[str], resource_type: str, workspace_gid: str
+        self,
+        gid: Optional[str],
+        name: Optional[str],
+        resource_type: str,
+        workspace_gid: str,
+        parents: Sequence[str] = (),
     ) -> Resource:
         with self.lock:
             if not self.is_workspace(workspace_gid):
@@ -158,9 +205,43 @@ class Store:
                 name=name if name is not None else f"{resource_type.title()} {gid}",
                 resource_type=resource_type,
                 workspace_gid=workspace_gid,
+                parents=list(dict.fromkeys(parents)),
             )
             self.resources[gid] = resource
             return resource
+
+    def streams_for(self, event: Mapping[str, Any], also: Iterable[str] = ()) -> list[str]:
+        """The resources whose event streams (and webhooks) ``event`` reaches.
+
+        Its resource and, for added/removed events, its parent; then, bubbling up, their
+        declared parents and workspaces, except that task, subtask and story events stop
+        below workspaces, teams and portfolios (as Asana's webhooks guide says).
+        """
+        resource_type = _field(event.get("resource"), "resource_type")
+        start = [_field(event.get(key), "gid") for key in ("resource", "parent")]
+        seen: dict[str, None] = {}
+        todo = [gid for gid in [*start, *also] if isinstance(gid, str) and gid]
+        with self.lock:
+            while todo:
+                gid = todo.pop(0)
+                if gid in seen:
+                    continue
+                seen[gid] = None
+                resource = self.resources.get(gid)
+                if resource is not None:
+                    todo.extend(resource.parents)
+                    if resource.workspace_gid != gid:
+                        todo.append(resource.workspace_gid)
+            if resource_type in _NOT_PROPAGATED_UP:
+                for gid in list(seen):
+                    resource = self.resources.get(gid)
+                    if (
+                        resource is not None
+                        and resource.resource_type in HIGHER_LEVEL_TYPES
+                        and gid not in also
+                    ):
+                        del seen[gid]
+        return list(seen)
 
     def resource_for(self, gid: str) -> Resource:
         """The declared resource, or a task in the default workspace for an undeclared gid."""
@@ -200,6 +281,7 @@ class Store:
                 secret=secret,
                 filters=filters,
                 created_at=created_at,
+                next_heartbeat_at=created_at + HEARTBEAT_INTERVAL,
             )
             self.webhooks[webhook.gid] = webhook
             return webhook

@@ -14,6 +14,10 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# The first key of PostgreSQL advisory locks taken by this store ("Asna"), so that they do not
+# collide with other applications' single-key locks on the same database.
+_LOCK_CLASS = 0x41736E61
+
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -37,7 +41,9 @@ class DjangoSecretStore:
     when another connection wrote meanwhile (SQLite cannot wait there, and ignores
     ``select_for_update``), while one that starts with a write waits for the lock like any
     other. On PostgreSQL (and MySQL) the same first write locks the target's announcement
-    rows, so a handshake and a withdrawal of one target never interleave. Call the store
+    rows, so a handshake and a withdrawal of one target never interleave; announcements of
+    one target take a transaction-scoped advisory lock on PostgreSQL so that they queue in
+    the order they commit. Tested on SQLite and PostgreSQL. Call the store
     outside your own ``atomic`` blocks: inside one that has read already, SQLite can still
     refuse the upgrade.
     """
@@ -91,11 +97,16 @@ class DjangoSecretStore:
 
     def delete(self, target: str) -> None:
         from django.db import transaction
+        from django.db.models import F
 
         secret_model, _ = _models()
         db = self._db()
+        rows = secret_model.objects.using(db).filter(target_hash=_hash(target_key(target)))
         with transaction.atomic(using=db):
-            secret_model.objects.using(db).filter(target_hash=_hash(target_key(target))).delete()
+            # Write first: with delete signals connected, Django reads the rows before
+            # deleting them, and on SQLite a read-then-write can fail at once.
+            rows.update(secret=F("secret"))
+            rows.delete()
 
     def _lock_target(self, db: str, key_hash: str) -> None:
         # A write that changes nothing: it takes SQLite's write lock (even when it matches no
@@ -107,6 +118,21 @@ class DjangoSecretStore:
             expires_at=F("expires_at")
         )
 
+    def _serialise_announcements(self, db: str, key_hash: str) -> None:
+        # Announcements queue in seq order, so a target's seqs must become visible in that
+        # order. PostgreSQL hands out seqs at INSERT and shows rows at COMMIT: two announces
+        # could commit out of order, and each would see itself first. A per-target lock
+        # until commit puts them in line. (SQLite has one writer at a time: seqs are drawn
+        # in commit order already.)
+        from django.db import connections
+
+        connection = connections[db]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, int(key_hash[:7], 16)]
+                )
+
     def announce(self, target: str, ttl: float = DEFAULT_ANNOUNCEMENT_TTL) -> str:
         from django.db import transaction
 
@@ -117,17 +143,19 @@ class DjangoSecretStore:
         announcement = new_announcement_id()
         db = self._db()
         with transaction.atomic(using=db):
+            self._serialise_announcements(db, key_hash)
             now = self._clock()
-            # Announcements whose process died before withdrawing them: long expired, gone.
-            announcement_model.objects.using(db).filter(
-                target_hash=key_hash, expires_at__lte=now - ANNOUNCEMENT_GRACE
-            ).delete()
             announcement_model.objects.using(db).create(
                 announcement_id=announcement,
                 target_hash=key_hash,
                 target=key,
                 expires_at=now + ttl,
             )
+            # Announcements whose process died before withdrawing them: long expired, gone.
+            # (After the INSERT: a delete may read first, if delete signals are connected.)
+            announcement_model.objects.using(db).filter(
+                target_hash=key_hash, expires_at__lte=now - ANNOUNCEMENT_GRACE
+            ).delete()
         return announcement
 
     def current_announcement(self, target: str) -> Optional[str]:

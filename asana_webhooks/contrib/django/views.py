@@ -1,7 +1,8 @@
 """``webhook_view(receiver)``: a Django view answering Asana for every target it is routed.
 
 Route it with ``path("asana/<path:rest>", webhook_view(receiver))``; the secret is keyed by
-the full path and query string the request came in on.
+the full path and query string the request came in on, as sent (still escaped) where the
+server tells it (gunicorn, uWSGI, werkzeug, ASGI servers), else Django's path escaped again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
+from asana_webhooks._wsgi import join_target, raw_targets, wsgi_text
 
 __all__ = ["webhook_view"]
 
@@ -35,11 +37,7 @@ def webhook_view(receiver: WebhookReceiver) -> Callable[..., Any]:
             body = request.body
         except RequestDataTooBig:
             return HttpResponse(b"body too large\n", status=413, content_type="text/plain")
-        target = request.path
-        query = request.META.get("QUERY_STRING", "")
-        if query:
-            target = f"{target}?{query}"
-        return _to_django(receiver.handle(target, request.headers, body))
+        return _to_django(receiver.handle(_target(request), request.headers, body))
 
     view: Callable[..., Any] = csrf_exempt(asana_webhook)
     try:
@@ -47,6 +45,24 @@ def webhook_view(receiver: WebhookReceiver) -> Callable[..., Any]:
     except ImportError:  # Django before 5.1 has no LoginRequiredMiddleware
         return view
     return login_not_required(view)  # type: ignore[no-any-return]
+
+
+def _target(request: Any) -> str:
+    # The target as sent (still escaped), never Django's decoded request.path: decoding it
+    # twice made a target with "%25" in it unreachable and let two URLs share a secret.
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and isinstance(scope.get("raw_path"), bytes):  # ASGI
+        path = scope["raw_path"].decode("utf-8", "surrogateescape")
+        query = bytes(scope.get("query_string") or b"").decode("utf-8", "surrogateescape")
+        return f"{path}?{query}" if query else path
+    # Django has decoded SCRIPT_NAME and PATH_INFO in META already; the rest is as sent.
+    meta = request.META
+    return join_target(
+        raw_targets(meta),
+        meta.get("SCRIPT_NAME", ""),
+        request.path_info,
+        wsgi_text(meta.get("QUERY_STRING", "")),
+    )
 
 
 def _to_django(answer: ReceiverResponse) -> HttpResponse:

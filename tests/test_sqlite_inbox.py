@@ -1,0 +1,93 @@
+"""What SQLiteInbox promises beyond the contract: its file, its journal, several processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from asana_webhooks import SQLiteInbox
+
+TESTS = Path(__file__).parent
+
+
+def test_the_file_is_owner_only_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    old = os.umask(0o022)
+    try:
+        SQLiteInbox(path).stats()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        db.close()
+
+
+def test_events_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    first = SQLiteInbox(path)
+    first.store("/h", [{"resource": {"gid": "1"}, "action": "added"}])
+    first.close()
+    assert SQLiteInbox(path).stats().pending == 1
+
+
+def test_several_processes_store_the_same_events_once(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from _inbox_helpers import event
+        from asana_webhooks import SQLiteInbox
+        inbox = SQLiteInbox({str(path)!r})
+        offset = int(sys.argv[1])
+        for n in range(0, 200, 4):
+            # Every process sends every event: deliveries overlap across processes.
+            inbox.store("/h", [event((n + offset + i) % 200) for i in range(4)])
+        """
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, str(offset)]) for offset in (0, 1, 2, 3)
+    ]
+    assert [p.wait(120) for p in processes] == [0, 0, 0, 0]
+    stats = SQLiteInbox(path).stats()
+    assert stats.stored == 200
+    assert stats.duplicates == 600
+    assert stats.pending == 200
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.sqlite3")
+    inbox.store("/h", [{"resource": {"gid": "1"}, "action": "added"}])  # pools a connection
+    pid = os.fork()
+    if pid == 0:  # the child: store through the inherited object, then leave at once
+        code = 0
+        try:
+            inbox.store("/h", [{"resource": {"gid": "2"}, "action": "added"}])
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert inbox.stats().pending == 2
+    inbox.close()
+
+
+def test_nonsense_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        SQLiteInbox(tmp_path / "i", timeout=0)
+    with pytest.raises(ValueError, match="dedupe_window"):
+        SQLiteInbox(tmp_path / "i", dedupe_window=-1)
+    inbox = SQLiteInbox(tmp_path / "i")
+    with pytest.raises(ValueError, match="lease"):
+        inbox.claim("w", lease=0)
