@@ -101,7 +101,8 @@ from asana_webhooks._ensure import (
     PlannedChange,
     ensure_webhooks,
 )
-from asana_webhooks._health import Contact, WebhookHealth, webhook_health
+from asana_webhooks._health import HealthMetrics, WebhookHealth, webhook_health
+from asana_webhooks._secrets import Contact, RecordsContact, SupportsLocks
 
 # --- the inbox and workers (issue 14) ---
 # isort: split
@@ -226,7 +227,10 @@ __all__ = [
     "DeclaredWebhook",
     "EnsureError",
     "EnsureResult",
+    "HealthMetrics",
     "PlannedChange",
+    "RecordsContact",
+    "SupportsLocks",
     "WebhookHealth",
     "ensure_webhooks",
     "load_declared",

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Callable, Literal, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 from urllib.parse import urlsplit
 
 import attrs
@@ -26,7 +26,7 @@ from asana_webhooks._models import (
     WebhookResponse,
     WebhookUpdateRequest,
 )
-from asana_webhooks._secrets import SecretStore
+from asana_webhooks._secrets import RecordsContact, SecretStore, SupportsLocks
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -55,15 +55,6 @@ RepairHandler = Callable[[DeclaredWebhook, Optional[float]], None]
 
 class EnsureError(AsanaError):
     """Another ``ensure_webhooks`` run held the store's lock for longer than we would wait."""
-
-
-@runtime_checkable
-class SupportsLocks(Protocol):
-    """A secret store that can hold a short named lock (the SQLite, memory and Redis ones)."""
-
-    def acquire_lock(self, name: str, ttl: float) -> Optional[str]: ...
-
-    def release_lock(self, name: str, token: str) -> None: ...
 
 
 @attrs.frozen
@@ -246,12 +237,13 @@ def _delete(api: Any, gid: str) -> None:
 
 
 def _last_contact(store: SecretStore, key: str) -> Optional[float]:
-    last_contact = getattr(store, "last_contact", None)
-    if last_contact is None:
+    if not isinstance(store, RecordsContact):
         return None
-    contact = last_contact(key)
-    times = [t for t in (contact.last_heartbeat, contact.last_delivery) if t is not None]
-    return max(times) if times else None
+    try:
+        return store.last_contact(key).last
+    except Exception:  # a record we cannot read must not stop the repair itself
+        logger.exception("Could not read when %s last heard from Asana", key)
+        return None
 
 
 def _resource_gid(webhook: WebhookResponse) -> Optional[str]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Any, Callable, Literal, Optional, Protocol, Sequence, Union, runtime_checkable
+import threading
+from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 import attrs
 
 from asana_webhooks._declared import DeclaredWebhook
 from asana_webhooks._models import WebhookResponse
-from asana_webhooks._secrets import SecretStore, target_key
+from asana_webhooks._secrets import RecordsContact, SecretStore, target_key
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -32,28 +33,6 @@ STATES: tuple[State, ...] = ("ok", "failing", "silent", "missing", "drifted")
 #: Asana's heartbeat period, and the margin past it before a webhook counts as silent.
 HEARTBEAT_INTERVAL = _dt.timedelta(hours=8)
 DEFAULT_SILENCE_MARGIN = _dt.timedelta(hours=1)
-
-
-@attrs.frozen
-class Contact:
-    """When a target last heard from Asana, as the receiver recorded it (Unix times)."""
-
-    last_heartbeat: Optional[float] = None
-    last_delivery: Optional[float] = None
-
-    @property
-    def last(self) -> Optional[float]:
-        times = [t for t in (self.last_heartbeat, self.last_delivery) if t is not None]
-        return max(times) if times else None
-
-
-@runtime_checkable
-class RecordsContact(Protocol):
-    """A secret store that keeps the receiver's record of heartbeats and deliveries."""
-
-    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None: ...
-
-    def last_contact(self, target: str) -> Contact: ...
 
 
 @attrs.frozen
@@ -77,6 +56,33 @@ class WebhookHealth:
 UnhealthyHandler = Callable[[WebhookHealth], None]
 
 
+class HealthMetrics:
+    """The count of webhooks per state at the last ``webhook_health`` run, for ``/metrics``.
+
+    Give one to ``webhook_health(..., metrics=...)`` and the same one to ``metrics_app`` (or
+    ``prometheus_text``): it serves ``asana_webhooks_webhooks{state="..."}`` gauges and
+    ``asana_webhooks_health_checked_timestamp_seconds``. Thread-safe. Until the first run it
+    serves nothing, so an alert on ``missing > 0`` never fires on a server that just started.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Optional[dict[str, int]] = None
+        self._checked_at = 0.0
+
+    def record(self, results: Sequence[WebhookHealth], at: _dt.datetime) -> None:
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        for health in results:
+            counts[health.state] += 1
+        with self._lock:
+            self._counts, self._checked_at = counts, at.timestamp()
+
+    def snapshot(self) -> Optional[tuple[dict[str, int], float]]:
+        """``({state: count}, checked_at)`` of the last run, or None before the first."""
+        with self._lock:
+            return None if self._counts is None else (dict(self._counts), self._checked_at)
+
+
 def webhook_health(
     api: Any,
     store: Optional[SecretStore],
@@ -85,12 +91,14 @@ def webhook_health(
     now: Optional[_dt.datetime] = None,
     silence_margin: _dt.timedelta = DEFAULT_SILENCE_MARGIN,
     on_unhealthy: Optional[UnhealthyHandler] = None,
+    metrics: Optional[HealthMetrics] = None,
 ) -> list[WebhookHealth]:
     """Judge each declared webhook, or each webhook of a workspace (give its gid).
 
     ``store`` is the receiver's secret store (None to judge by Asana's view alone).
     ``on_unhealthy`` is called for each webhook that needs attention; if it raises, the error
-    is logged and the others are still judged.
+    is logged and the others are still judged. ``metrics`` (a ``HealthMetrics``) is updated
+    with the count per state, for Prometheus.
     """
     from asana_webhooks._ensure import WEBHOOK_FIELDS, _filter_set
 
@@ -123,6 +131,8 @@ def webhook_health(
                 continue
             drifted = _filter_set(found.filters or []) != _filter_set(item.filters)
             results.append(_judge(found, item.resource, store, now, silent_after, drifted))
+    if metrics is not None:
+        metrics.record(results, now)
     if on_unhealthy is not None:
         for health in results:
             if health.needs_attention:
