@@ -103,7 +103,6 @@ def webhook_health(
     from asana_webhooks._ensure import WEBHOOK_FIELDS, _filter_set
 
     now = now or _dt.datetime.now(_dt.timezone.utc)
-    silent_after = HEARTBEAT_INTERVAL + silence_margin
     if isinstance(desired_or_workspace, str):
         workspaces: Sequence[str] = [desired_or_workspace]
         declared: Optional[Sequence[DeclaredWebhook]] = None
@@ -117,8 +116,10 @@ def webhook_health(
     results: list[WebhookHealth] = []
     if declared is None:
         for webhook in existing:
-            resource = webhook.resource.gid if webhook.resource else "-"
-            results.append(_judge(webhook, resource, store, now, silent_after, drifted=False))
+            heard = _heard(store, webhook.target)
+            results.append(
+                judge_webhook(webhook, now=now, heard=heard, silence_margin=silence_margin)
+            )
     else:
         by_place = {
             (webhook.resource.gid if webhook.resource else None, webhook.target): webhook
@@ -127,10 +128,19 @@ def webhook_health(
         for item in declared:
             found = by_place.get((item.resource, item.target))
             if found is None:
-                results.append(_missing(item, store))
+                results.append(_missing(item, store, now))
                 continue
             drifted = _filter_set(found.filters or []) != _filter_set(item.filters)
-            results.append(_judge(found, item.resource, store, now, silent_after, drifted))
+            results.append(
+                judge_webhook(
+                    found,
+                    now=now,
+                    heard=_heard(store, item.target),
+                    silence_margin=silence_margin,
+                    drifted=drifted,
+                    resource=item.resource,
+                )
+            )
     if metrics is not None:
         metrics.record(results, now)
     if on_unhealthy is not None:
@@ -143,25 +153,31 @@ def webhook_health(
     return results
 
 
-def _missing(item: DeclaredWebhook, store: Optional[SecretStore]) -> WebhookHealth:
+def _missing(
+    item: DeclaredWebhook, store: Optional[SecretStore], now: _dt.datetime
+) -> WebhookHealth:
     heard = _heard(store, item.target)
     detail = "Asana has no webhook on this resource for this target"
     if heard is not None:
-        detail += f"; the receiver last heard from it at {_when(heard)}"
+        detail += f"; the receiver last heard from it at {_when(heard, now)}"
     detail += " (run `asana-webhooks ensure` to create it)"
     return WebhookHealth("missing", detail, item.resource, item.target, last_heard=heard)
 
 
-def _judge(
+def judge_webhook(
     webhook: WebhookResponse,
-    resource: str,
-    store: Optional[SecretStore],
+    *,
     now: _dt.datetime,
-    silent_after: _dt.timedelta,
-    drifted: bool,
+    heard: Optional[_dt.datetime] = None,
+    silence_margin: _dt.timedelta = DEFAULT_SILENCE_MARGIN,
+    drifted: bool = False,
+    resource: Optional[str] = None,
 ) -> WebhookHealth:
+    """Judge one webhook Asana has, given when its target last heard from Asana (``heard``,
+    the receiver's record) and whether its filters differ from the declared ones."""
     target = webhook.target or "-"
-    heard = _heard(store, target) if webhook.target else None
+    if resource is None:
+        resource = webhook.resource.gid if webhook.resource is not None else "-"
     failure, success = webhook.last_failure_at, webhook.last_success_at
     retries = webhook.delivery_retry_count or 0
     deletion = webhook.failure_deletion_timestamp
@@ -174,11 +190,15 @@ def _judge(
     if retries or deletion is not None or (failure and (success is None or failure >= success)):
         detail = "deliveries are failing"
         if failure is not None:
-            detail += f" since {_when(failure)}"
+            detail += f": last failure at {_when(failure, now)}"
         if retries:
-            detail += f" ({retries} retries so far)"
-        if deletion is not None:
-            detail += f"; Asana deletes it at {_when(deletion)} unless a delivery succeeds"
+            detail += f", {retries} retr{'y' if retries == 1 else 'ies'} so far"
+        if webhook.next_attempt_after is not None:
+            detail += f", next attempt at {_when(webhook.next_attempt_after, now)}"
+        if deletion is not None and deletion <= now:
+            detail += f"; Asana was due to delete it at {_when(deletion, now)}"
+        elif deletion is not None:
+            detail += f"; Asana deletes it at {_when(deletion, now)} unless a delivery succeeds"
         if webhook.last_failure_content:
             detail += f"; the target said: {' '.join(webhook.last_failure_content.split())[:80]}"
         return health("failing", detail)
@@ -188,21 +208,34 @@ def _judge(
     # else looks fine to Asana); without one, Asana's last success.
     last = heard if heard is not None else success
     created = webhook.created_at
+    silent_after = HEARTBEAT_INTERVAL + silence_margin
     if last is not None and now - last > silent_after:
-        return health("silent", f"nothing heard since {_when(last)} (heartbeats come every 8 h)")
+        return health(
+            "silent", f"nothing heard since {_when(last, now)} (heartbeats come every 8 hours)"
+        )
     if last is None and created is not None and now - created > silent_after:
-        return health("silent", f"nothing heard since it was created at {_when(created)}")
+        return health("silent", f"nothing heard since it was created at {_when(created, now)}")
     if drifted:
         return health("drifted", "its filters differ from the declared ones (run ensure)")
     return health("ok", "delivering" if last is not None else "new; no heartbeat yet")
 
 
-def _heard(store: Optional[SecretStore], target: str) -> Optional[_dt.datetime]:
-    if store is None or not isinstance(store, RecordsContact):
+def _heard(store: Optional[SecretStore], target: Optional[str]) -> Optional[_dt.datetime]:
+    if not target or store is None or not isinstance(store, RecordsContact):
         return None
     last = store.last_contact(target_key(target)).last
     return None if last is None else _dt.datetime.fromtimestamp(last, _dt.timezone.utc)
 
 
-def _when(moment: _dt.datetime) -> str:
-    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def _when(moment: _dt.datetime, now: _dt.datetime) -> str:
+    """``2024-05-01 12:00 UTC (2h 5m ago)``: the time to look up, and how far it is."""
+    seconds = int((moment - now).total_seconds())
+    future, seconds = seconds > 0, abs(seconds)
+    if seconds < 3600:
+        amount = f"{seconds // 60}m"
+    elif seconds < 86400:
+        amount = f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    else:
+        amount = f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+    at = moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{at} ({'in ' + amount if future else amount + ' ago'})"
