@@ -42,8 +42,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
 
         from asana_webhooks._cli.ensure import _change_json, _recover, _recovered_json
         from asana_webhooks._declared import DeclarationError, load_declared
-        from asana_webhooks._errors import AsanaError
         from asana_webhooks._ensure import ensure_webhooks
+        from asana_webhooks._errors import AsanaError
         from asana_webhooks._webhooks_api import WebhooksApi
         from asana_webhooks.contrib.django.conf import (
             inbox_from_settings,
