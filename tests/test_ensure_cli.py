@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from _cli_helpers import COMMAND, Result, run_process
+from _cli_helpers import COMMAND, Process, Result, run_process
 
 from asana_webhooks import (
     Event,
@@ -292,3 +294,24 @@ def test_without_a_poll_inside_the_token_lifetime_the_window_is_a_gap(site: Site
     [recovered] = json.loads(repaired.out)["recovered"]
     assert recovered["gap"] is True, recovered
     assert len(site.webhooks_by_target()[target]) == 1, "the webhook is re-created regardless"
+
+
+def test_serve_watch_serves_the_count_per_state_at_metrics(site: Site) -> None:
+    """A receiver started with --watch judges the file and /metrics shows the gauges."""
+    entries = site.declare(3)
+    assert site.ensure().status == 0
+    gone = site.webhooks_by_target()[entries[0]["target"]][0]
+    assert site.run("delete", gone).status == 0
+    serve_args = ["serve", "--port", "0", "--secrets", str(site.secrets)]
+    receiver = Process([*serve_args, "--watch", str(site.file)], site.env, cwd=site.tmp_path)
+    try:
+        url = receiver.wait_for(r"listening on (http://127\.0\.0\.1:\d+)", timeout=60).group(1)
+        receiver.wait_for(r"health: 2 ok, 1 need attention", timeout=60)
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as answer:  # noqa: S310
+            text = answer.read().decode()
+        assert 'asana_webhooks_webhooks{state="ok"} 2.0' in text, text
+        assert 'asana_webhooks_webhooks{state="missing"} 1.0' in text, text
+        assert 'asana_webhooks_webhooks{state="failing"} 0.0' in text, text
+        assert receiver.stop(signal.SIGTERM, 30) == 0
+    finally:
+        receiver.kill()
