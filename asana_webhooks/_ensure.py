@@ -30,9 +30,9 @@ from asana_webhooks._secrets import RecordsContact, SecretStore, SupportsLocks
 
 logger = logging.getLogger("asana_webhooks")
 
-#: How long one ``ensure_webhooks`` run may hold the store's lock, in seconds; a run that dies
-#: holding it delays the next one by at most this.
-DEFAULT_LOCK_TTL = 600.0
+#: How long the store's lock lasts unless renewed, in seconds. A run renews it between steps,
+#: so a long run keeps it, and a run that dies holding it delays the next by at most this.
+DEFAULT_LOCK_TTL = 120.0
 #: How long a run waits for another run's lock before giving up, in seconds.
 DEFAULT_LOCK_WAIT = 300.0
 _LOCK_NAME = "ensure_webhooks"
@@ -129,11 +129,18 @@ def ensure_webhooks(
         declared = load_declared(desired)
     else:
         declared = parse_declared(list(desired))
-    with _locked(receiver_store, lock_wait, dry_run):
+    with _locked(receiver_store, lock_wait, dry_run) as lock:
         changes = plan_changes(api, receiver_store, declared, prune=prune)
         if dry_run:
             return EnsureResult(tuple(changes), dry_run=True)
-        done = [_carry_out(api, receiver_store, change, on_repaired) for change in changes]
+        done = []
+        for change in changes:
+            if change.action != "keep" and not lock.keep():
+                # Another run may be changing the same webhooks now: do nothing more.
+                error = "this run lost the store's lock (a step took longer than its ttl)"
+                done.append(attrs.evolve(change, done=False, error=error))
+                continue
+            done.append(_carry_out(api, receiver_store, change, on_repaired))
     return EnsureResult(tuple(done), dry_run=False)
 
 
@@ -275,16 +282,34 @@ class _locked:
             self.store = store
         self.wait = wait
         self.token: Optional[str] = None
+        self.renewed = 0.0  # monotonic time of the last acquire or renewal
+        self.lost = False
 
-    def __enter__(self) -> None:
+    def keep(self) -> bool:
+        """Renew the lock if a third of its ttl has passed; False if it was lost meanwhile."""
+        if self.lost:
+            return False
+        if self.store is None or self.token is None:
+            return True
+        if time.monotonic() - self.renewed < DEFAULT_LOCK_TTL / 3:
+            return True
+        if not self.store.renew_lock(_LOCK_NAME, self.token, DEFAULT_LOCK_TTL):
+            logger.error("ensure_webhooks lost the store's lock; stopping its changes")
+            self.token, self.lost = None, True
+            return False
+        self.renewed = time.monotonic()
+        return True
+
+    def __enter__(self) -> _locked:
         if self.store is None:
-            return
+            return self
         deadline = time.monotonic() + self.wait
         delay = 0.05
         while True:
             self.token = self.store.acquire_lock(_LOCK_NAME, DEFAULT_LOCK_TTL)
             if self.token is not None:
-                return
+                self.renewed = time.monotonic()
+                return self
             if time.monotonic() >= deadline:
                 raise EnsureError(
                     f"another ensure_webhooks run has held the lock for over {self.wait:.0f} s"

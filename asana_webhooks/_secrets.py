@@ -185,11 +185,14 @@ class SupportsLocks(Protocol):
     """A secret store that can hold a short named lock, across processes, with an expiry.
 
     ``acquire_lock`` returns a token if the lock was free (or its holder's ``ttl`` ran out),
-    else None, at once; ``release_lock`` lets go only if the token still holds it.
+    else None, at once; ``renew_lock`` gives the holder ``ttl`` more seconds and says whether
+    the token still held it; ``release_lock`` lets go only if the token still holds it.
     ``ensure_webhooks`` serialises its runs with it. Every store in this library has one.
     """
 
     def acquire_lock(self, name: str, ttl: float) -> Optional[str]: ...
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool: ...
 
     def release_lock(self, name: str, token: str) -> None: ...
 
@@ -309,6 +312,17 @@ class MemorySecretStore:
             token = uuid.uuid4().hex
             self._locks[name] = (token, now + ttl)
             return token
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        ttl = _check_lock(name, ttl)
+        with self._lock:
+            now = self._clock()
+            held = self._locks.get(name)
+            if held is None or held[0] != token or held[1] <= now:
+                return False
+            self._locks[name] = (token, now + ttl)
+            return True
 
     def release_lock(self, name: str, token: str) -> None:
         """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
@@ -690,6 +704,18 @@ class SQLiteSecretStore:
                 (name, token, now + ttl),
             )
             return token if taken.rowcount == 1 else None
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        ttl = _check_lock(name, ttl)
+        with self._transaction(write=True) as db:
+            now = self._clock()
+            renewed = db.execute(
+                "UPDATE webhook_locks SET expires_at = ? "
+                "WHERE name = ? AND token = ? AND expires_at > ?",
+                (now + ttl, name, token, now),
+            )
+            return renewed.rowcount == 1
 
     def release_lock(self, name: str, token: str) -> None:
         """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""

@@ -413,6 +413,22 @@ def test_a_lock_whose_holder_died_expires(store: Any) -> None:
     assert store.acquire_lock("ensure", 60) is not None
 
 
+def test_a_renewed_lock_outlives_its_first_ttl_and_a_lost_one_cannot_be_renewed(
+    store: Any,
+) -> None:
+    token = store.acquire_lock("ensure", SHORT)
+    time.sleep(SHORT / 2)
+    assert store.renew_lock("ensure", token, 60) is True, "the holder could not renew"
+    time.sleep(SHORT / 2 + 0.2)
+    assert store.acquire_lock("ensure", 60) is None, "a renewed lock expired at its first ttl"
+    assert store.renew_lock("ensure", "not-the-token", 60) is False
+    store.release_lock("ensure", token)
+    lapsed = store.acquire_lock("ensure", SHORT)
+    time.sleep(SHORT + 0.2)
+    assert store.renew_lock("ensure", lapsed, 60) is False, "an expired lock was renewed"
+    assert store.acquire_lock("ensure", 60) is not None
+
+
 def test_a_bad_lock_ttl_or_name_is_refused(store: Any) -> None:
     with pytest.raises(ValueError, match="ttl"):
         store.acquire_lock("ensure", 0)

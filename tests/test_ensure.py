@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,46 @@ def test_a_bad_declaration_makes_no_request(world: World) -> None:
     with pytest.raises(DeclarationError, match="webhook 1, target"):
         ensure_webhooks(world.api, world.store, bad)
     assert world.fake.requests == [], "a refused file must not reach Asana"
+
+
+def test_a_run_that_lost_its_lock_changes_nothing_more(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asana_webhooks._ensure as ensure_module
+
+    entries = world.entries(2)
+    # A lock that lapses at once stands for a step that outlived the ttl: by the first step,
+    # another run may hold the lock, so this one must stop changing things.
+    monkeypatch.setattr(ensure_module, "DEFAULT_LOCK_TTL", 0.001)
+    result = ensure_webhooks(world.api, world.store, entries)
+    assert [c.done for c in result.changes] == [False, False], result
+    assert all("lost the store's lock" in (c.error or "") for c in result.changes)
+    assert world.fake.webhooks == [], "a run without the lock created webhooks"
+
+
+def test_a_long_run_renews_its_lock_so_no_other_run_gets_in(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asana_webhooks._ensure as ensure_module
+
+    monkeypatch.setattr(ensure_module, "DEFAULT_LOCK_TTL", 1.5)
+    entries = world.entries(3)
+    seen: list[Any] = []
+    original = world.store.renew_lock
+
+    def renew(name: str, token: str, ttl: float) -> bool:
+        renewed = original(name, token, ttl)
+        seen.append((renewed, world.store.acquire_lock(name, 60)))
+        return renewed
+
+    monkeypatch.setattr(world.store, "renew_lock", renew)
+    slow = ensure_module._carry_out
+
+    def carry_out(*args: Any) -> Any:
+        time.sleep(0.6)  # each step takes over a third of the ttl
+        return slow(*args)
+
+    monkeypatch.setattr(ensure_module, "_carry_out", carry_out)
+    result = ensure_webhooks(world.api, world.store, entries)
+    assert result.ok, result.failed
+    assert seen and all(renewed and other is None for renewed, other in seen), seen

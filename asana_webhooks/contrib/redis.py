@@ -736,6 +736,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 # Keep the later time: two receivers may record one target out of order.
 _CONTACT = """
 local known = redis.call('HGET', KEYS[1], ARGV[1])
@@ -847,6 +854,17 @@ class RedisSecretStore(_RedisBacked):
             lambda: self._client.set(f"{self._p}lock:{name}", token, nx=True, px=milliseconds),
         )
         return token if taken else None
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        if not ttl > 0:
+            raise ValueError(f"lock ttl must be positive seconds, got {ttl!r}")
+        keys = [f"{self._p}lock:{name}"]
+        args = [str(token), max(1, int(float(ttl) * 1000))]
+        renewed = self._call(
+            "renew a lock", lambda: self._script(_RENEW_LOCK)(keys=keys, args=args)
+        )
+        return bool(renewed)
 
     def release_lock(self, name: str, token: str) -> None:
         """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""

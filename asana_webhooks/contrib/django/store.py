@@ -261,6 +261,22 @@ class DjangoSecretStore:
                 return None
         return token
 
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        from django.db import transaction
+
+        ttl = _check_lock(name, ttl)
+        lock_model, _ = _lock_and_contact_models()
+        db = self._db()
+        now = self._clock()
+        with transaction.atomic(using=db):
+            renewed = (
+                lock_model.objects.using(db)
+                .filter(name=name, token=token, expires_at__gt=now)
+                .update(expires_at=now + ttl)
+            )
+        return bool(renewed)
+
     def release_lock(self, name: str, token: str) -> None:
         """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
         from django.db import transaction
