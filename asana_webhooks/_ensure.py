@@ -216,6 +216,9 @@ def _create(
     item = change.declared
     assert item is not None
     since = _last_contact(store, item.key)
+    # A stored secret proves a handshake once succeeded: the webhook existed, even if the
+    # receiver never heard from it after (then ``since`` is None: the window is unknown).
+    existed = since is not None or change.webhook is not None or _has_secret(store, item.key)
     if change.webhook is not None:
         _delete(api, change.webhook.gid)
     created = establish_webhook(
@@ -227,7 +230,7 @@ def _create(
         workspace=item.workspace,
     )
     logger.info("Created webhook %s on %s for %s", created.gid, item.resource, item.target)
-    if on_repaired is not None and (since is not None or change.webhook is not None):
+    if on_repaired is not None and existed:
         # It had existed (we heard from it, or it was there without a secret): its events
         # since then may be lost, and the Events API can still give them back.
         try:
@@ -251,6 +254,14 @@ def _last_contact(store: SecretStore, key: str) -> Optional[float]:
     except Exception:  # a record we cannot read must not stop the repair itself
         logger.exception("Could not read when %s last heard from Asana", key)
         return None
+
+
+def _has_secret(store: SecretStore, key: str) -> bool:
+    try:
+        return store.get(key) is not None
+    except Exception:
+        logger.exception("Could not read the secret store for %s", key)
+        return False
 
 
 def _resource_gid(webhook: WebhookResponse) -> Optional[str]:

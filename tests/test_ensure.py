@@ -191,3 +191,27 @@ def test_a_long_run_renews_its_lock_so_no_other_run_gets_in(
     result = ensure_webhooks(world.api, world.store, entries)
     assert result.ok, result.failed
     assert seen and all(renewed and other is None for renewed, other in seen), seen
+
+
+def test_a_deleted_webhook_is_handed_over_with_when_its_target_last_heard_from_asana(
+    world: World,
+) -> None:
+    entries = world.entries(3)
+    ensure_webhooks(world.api, world.store, entries)
+    heard, never, _ = entries
+    world.store.record_contact(heard["target"], heartbeat=True, at=1_700_000_000.0)
+    world.store.record_contact(heard["target"], heartbeat=False, at=1_700_000_060.0)
+    for entry in (heard, never):
+        gone = next(w for w in world.fake.webhooks if w["target"] == entry["target"])
+        world.api.delete_webhook(gone["gid"])  # as Asana does after 24 hours of failures
+
+    repaired: list[tuple[str, Any]] = []
+    result = ensure_webhooks(
+        world.api, world.store, entries,
+        on_repaired=lambda item, since: repaired.append((item.target, since)),
+    )  # fmt: skip
+
+    assert actions(result) == ["create", "create"] and result.ok, result.failed
+    assert sorted(repaired) == sorted(
+        [(heard["target"], 1_700_000_060.0), (never["target"], None)]
+    ), "the window starts at the last heartbeat or delivery; unknown when none was recorded"
