@@ -472,7 +472,9 @@ def register(commands: Commands) -> None:
     health.add_argument(
         "file", nargs="?", metavar="FILE", help="the declared webhooks (TOML), as for ensure"
     )
-    health.add_argument("--workspace", type=gid, metavar="GID", help="judge this workspace's")
+    health.add_argument(
+        "--workspace", type=gid, metavar="GID", help="judge every webhook of this workspace"
+    )
     health.add_argument("--resource", type=gid, metavar="GID", help="only webhooks on this")
     health.add_argument(
         "--secrets", metavar="STORE", help="the receiver's secret store (its record of contact)"
