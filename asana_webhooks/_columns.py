@@ -26,6 +26,8 @@ from typing import Any, Callable, Optional
 
 import attrs
 
+from asana_webhooks._models import keep_unknown_keys
+
 #: One field's values for every object (None where the key is missing) -> the field's
 #: values as the model holds them, or None when cattrs must decide.
 Column = Callable[[list[Any]], Optional[list[Any]]]
@@ -162,12 +164,18 @@ def column_for(
     return _hook_column(hook, tp)
 
 
-def rows_for(cls: type[Any], columns: Mapping[str, tuple[str, Column]]) -> Optional[Rows]:
+def rows_for(
+    cls: type[Any],
+    columns: Mapping[str, tuple[str, Column]],
+    known: Optional[frozenset[str]] = None,
+) -> Optional[Rows]:
     """A row builder for ``cls`` from one column per field (``{field: (json_key, column)}``),
     or None when ``cls`` cannot be built from columns exactly as cattrs builds it.
 
     A missing key reads as None, so every field must be either required and never None, or
-    optional with None as its default (what cattrs leaves a missing key as).
+    optional with None as its default (what cattrs leaves a missing key as). With ``known``
+    (the keys ``cls`` declares), the others are kept aside on each object, as cattrs' hook
+    does (``keep_unknown_keys``).
     """
     plan: list[tuple[str, Column, bool]] = []
     for field in attrs.fields(cls):
@@ -192,6 +200,12 @@ def rows_for(cls: type[Any], columns: Mapping[str, tuple[str, Column]]) -> Optio
             if converted is None:
                 return None
             values.append(converted)
-        return list(map(cls, *values))
+        built = list(map(cls, *values))
+        # One C pass over every key of every object; nothing is allocated when all are known.
+        if known is not None and not known.issuperset(chain.from_iterable(objects)):
+            for obj, value in zip(built, objects):
+                if not known.issuperset(value):
+                    keep_unknown_keys(obj, value, known)
+        return built
 
     return rows

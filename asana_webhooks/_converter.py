@@ -14,6 +14,7 @@ import json
 import operator
 import re
 import sys
+import threading
 import typing
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, TypeVar
@@ -289,6 +290,32 @@ def _dict_hook(value: Any, _: Any) -> dict[str, Any]:
     return value
 
 
+def _keeps_unknown(model: type[Any]) -> bool:
+    return issubclass(model, _models.KeepsUnknownKeys)
+
+
+def _known_keys(model: type[Any]) -> frozenset[str]:
+    """The JSON keys ``model`` declares."""
+    keys = _RENAMES.get(model, {})
+    return frozenset(keys.get(f.name, f.name) for f in attrs.fields(model))
+
+
+def _with_unknown_keys(
+    generated: Callable[[Any, Any], Any], model: type[Any]
+) -> Callable[[Any, Any], Any]:
+    """``generated`` (cattrs' hook, which ignores undeclared keys), keeping them aside."""
+    known = _known_keys(model)
+    keep = _models.keep_unknown_keys
+
+    def structure(value: Any, tp: Any) -> Any:
+        obj = generated(value, tp)
+        if not known.issuperset(value):  # no allocation in the common case
+            keep(obj, value, known)
+        return obj
+
+    return structure
+
+
 def _objects_only(
     generated: Callable[[Any, Any], Any], model: type[Any]
 ) -> Callable[[Any, Any], Any]:
@@ -346,7 +373,8 @@ def make_converter(
     """Return ``converter`` (or a new one) with the hooks for every asana_webhooks model.
 
     Nothing global is touched, so an application can add our hooks to its own converter.
-    Unknown keys are ignored (Asana adds fields); ``None`` fields are left out of requests.
+    Keys a model does not declare (Asana adds fields) go to its ``additional_properties``;
+    ``None`` fields, and those unknown keys, are left out of requests.
 
     With ``columns`` (the default), a list of 16 or more webhooks, filters or resources is
     structured a field at a time across the whole list, in C loops, which takes about a third
@@ -367,9 +395,11 @@ def make_converter(
     for model in _MODELS:
         keys = _RENAMES.get(model, {})
         renames: dict[str, Any] = {name: override(rename=key) for name, key in keys.items()}
-        generated = make_dict_structure_fn(
+        generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
             model, c, _cattrs_detailed_validation=detailed_validation, **renames
         )
+        if _keeps_unknown(model):
+            generated = _with_unknown_keys(generated, model)
         c.register_structure_hook(model, _objects_only(generated, model))
         if columns and not detailed_validation:
             rows = _rows_for(c, model, keys, rows_of)
@@ -396,7 +426,7 @@ def _rows_for(
         )
         for field in attrs.fields(attrs.resolve_types(model))
     }
-    return _columns.rows_for(model, columns)
+    return _columns.rows_for(model, columns, _known_keys(model) if _keeps_unknown(model) else None)
 
 
 _FAST = make_converter()
@@ -479,13 +509,171 @@ def _all_aware(webhooks: Iterable[_models.WebhookResponse]) -> bool:
     return None not in set(map(_tzinfo_of, filter(None, values)))
 
 
+# msgspec ignores keys an attrs class does not declare, and cannot keep them aside. So a
+# second, cheaper decode of the same body looks at the keys: into structs that mirror the
+# models' keys and refuse any other (declared values are skipped as raw JSON, not read).
+# A key it refuses is learned, once, for the model it was found on: from then on the
+# structs read it too, and its values are handed to the models. So a key Asana sends on
+# every webhook costs a dictionary per webhook, not a trip through cattrs per page.
+_NATIVE = (bool, int)  # read without allocating: cheaper to check than to skip as raw JSON
+_MOST_LEARNED = 16  # unknown keys learned per model; past that, cattrs reads such bodies
+_UNKNOWN_FIELD = re.compile(
+    r"Object contains unknown field `(.*?)`(?: - at `\$((?:\.\w+|\[\d+\])*)`)?"
+)
+_PATH_STEP = re.compile(r"\.(\w+)|\[\d+\]")
+
+
+def _model_in(tp: Any) -> Optional[type[Any]]:
+    """The model a field holds (alone, optional, or in a list), if any."""
+    inner = _columns.optional_inner(tp) or tp
+    if typing.get_origin(inner) is list:
+        (inner,) = typing.get_args(inner)
+    return inner if attrs.has(inner) else None
+
+
+class _KeyCheck:
+    """The key check of one response class, and what it has learned."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+        self.learned: dict[type[Any], tuple[str, ...]] = {}
+        self.lock = threading.Lock()
+        # The decoder and the plans that go with its structs, swapped together.
+        self.state = self._build()
+
+    def _build(self) -> tuple[Any, dict[type[Any], Any]]:
+        structs: dict[type[Any], Any] = {}
+        plans: dict[type[Any], Any] = {}
+        return msgspec.json.Decoder(self._struct(self.cls, structs, plans)), plans
+
+    def _type(self, tp: Any, structs: dict[type[Any], Any], plans: dict[type[Any], Any]) -> Any:
+        inner = _columns.optional_inner(tp) or tp
+        model = _model_in(tp)
+        if model is not None:
+            struct = self._struct(model, structs, plans)
+            return Optional[list[struct]] if typing.get_origin(inner) is list else Optional[struct]  # type: ignore[valid-type]
+        if inner in _NATIVE:
+            return Optional[inner]
+        return msgspec.Raw
+
+    def _struct(
+        self, model: type[Any], structs: dict[type[Any], Any], plans: dict[type[Any], Any]
+    ) -> Any:
+        if model in structs:
+            return structs[model]
+        keys = _RENAMES.get(model, {})
+        fields = attrs.fields(attrs.resolve_types(model))
+        declared = [
+            (f"k{i}", self._type(f.type, structs, plans), None) for i, f in enumerate(fields)
+        ]
+        learned = self.learned.get(model, ())
+        extra = [(f"x{i}", Any, msgspec.UNSET) for i in range(len(learned))]
+        structs[model] = msgspec.defstruct(
+            f"{model.__name__}Keys",
+            declared + extra,
+            rename={
+                **{f"k{i}": keys.get(f.name, f.name) for i, f in enumerate(fields)},
+                **{f"x{i}": key for i, key in enumerate(learned)},
+            },
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+        # How to hand learned values to the models: this model's keys, and the fields
+        # leading to models that learned some (the rest of the tree is not walked).
+        nested = [
+            (f.name, f"k{i}", typing.get_origin(_columns.optional_inner(f.type) or f.type) is list)
+            for i, f in enumerate(fields)
+            if _model_in(f.type) in plans
+        ]
+        if learned or nested:
+            plans[model] = (tuple((f"x{i}", key) for i, key in enumerate(learned)), nested)
+        return structs[model]
+
+    def _learn(self, message: str) -> bool:
+        """Learn the key a refusal names, for the model at its path; False if it cannot."""
+        found = _UNKNOWN_FIELD.fullmatch(message)
+        if found is None:
+            return False
+        key, path = found.groups()
+        model: Optional[type[Any]] = self.cls
+        for step in _PATH_STEP.finditer(path or ""):
+            name = step.group(1)
+            if name is None or model is None:
+                continue  # a list index: the same model
+            python_names = {json_key: attr for attr, json_key in _RENAMES.get(model, {}).items()}
+            field = attrs.fields_dict(attrs.resolve_types(model)).get(python_names.get(name, name))
+            model = _model_in(field.type) if field is not None else None
+        if model is None or not issubclass(model, _models.KeepsUnknownKeys):
+            return False
+        with self.lock:
+            learned = self.learned.get(model, ())
+            if key in learned or len(learned) >= _MOST_LEARNED:
+                return False  # learning it again would not help: msgspec spells it otherwise
+            self.learned[model] = (*learned, key)
+            try:
+                self.state = self._build()
+            except (ValueError, TypeError):  # msgspec cannot name a field so (a quote, say)
+                self.learned[model] = learned
+                return False
+        return True
+
+    def read(self, body: bytes) -> Optional[tuple[Any, dict[type[Any], Any]]]:
+        """The body's keys and how to hand the learned ones over, or None when the body
+        must go to cattrs. Learns the keys it meets on the way."""
+        for _ in range(_MOST_LEARNED):
+            decoder, plans = self.state
+            try:
+                return decoder.decode(body), plans
+            except msgspec.ValidationError as exc:
+                if not self._learn(str(exc)):
+                    return None
+            except (msgspec.DecodeError, RecursionError):
+                return None
+        return None
+
+
+def _hand_over(obj: Any, keys: Any, model: type[Any], plans: dict[type[Any], Any]) -> None:
+    plan = plans.get(model)
+    if plan is None:
+        return
+    extra, nested = plan
+    unknown = {
+        key: value for attr, key in extra if (value := getattr(keys, attr)) is not msgspec.UNSET
+    }
+    if unknown:
+        obj._unknown_keys = unknown
+    for name, attr, is_list in nested:
+        child, child_keys = getattr(obj, name), getattr(keys, attr)
+        if child is None or child_keys is None:
+            continue
+        if is_list:
+            for item, item_keys in zip(child, child_keys):
+                _hand_over(item, item_keys, type(item), plans)
+        else:
+            _hand_over(child, child_keys, type(child), plans)
+
+
+_KEY_CHECKS: dict[type[Any], _KeyCheck] = {}
+
+
 def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
     """msgspec straight into our attrs classes, or None when cattrs must decide.
 
     cattrs stays the converter of record: whenever msgspec refuses a body, or would accept
-    something cattrs does not (a date-time without an offset), the caller falls back to it.
-    Both read every date-time they accept alike (see ``_rounded``).
+    something cattrs does not (a date-time without an offset), or the body has keys the
+    models do not declare, the caller falls back to it. Both read every date-time they
+    accept alike (see ``_rounded``).
     """
+    check = _KEY_CHECKS.get(cls)
+    if check is None:
+        check = _KEY_CHECKS[cls] = _KeyCheck(cls)
+    # The keys first, and dropped at once unless some were learned: the collector then
+    # never sees their containers alive beside the models (one more collection per call).
+    read = check.read(body)
+    if read is None:
+        return None
+    keys, plans = read if read[1] else (None, None)
+    del read
     decoder = _DECODERS.get(cls)
     if decoder is None:
         decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
@@ -501,6 +689,8 @@ def _fast_decode(body: bytes, cls: type[T]) -> Optional[T]:
             return None
     elif isinstance(data, _models.WebhookResponse) and not _all_aware((data,)):
         return None
+    if plans:
+        _hand_over(obj, keys, cls, plans)
     return typing.cast(T, obj)
 
 
@@ -514,4 +704,12 @@ def decode(body: bytes, cls: type[T], *, fast: bool = FAST_PATH_AVAILABLE) -> T:
         obj = _fast_decode(body, cls)
         if obj is not None:
             return obj
+        # msgspec reads JSON into the same values as json.loads, twice as fast; what it
+        # refuses (NaN, 1e400, a lone surrogate) json.loads decides.
+        try:
+            data = msgspec.json.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            pass
+        else:
+            return structure(data, cls)
     return structure(loads_json(body), cls)

@@ -28,6 +28,11 @@ class DeadlinePassed(socket.timeout):
     """The attempt's total time ran out (a ``socket.timeout``, so backends treat it as one)."""
 
 
+#: How far a socket's timeout may stray from the exact time left before it is set again:
+#: setting it is a system call, and a read may overrun the deadline by this much at most.
+SLACK = 0.05
+
+
 def remaining(deadline: float, limit: float) -> float:
     """``limit`` seconds, or less if the deadline is nearer; raise once it has passed."""
     left = deadline - time.monotonic()
@@ -36,34 +41,43 @@ def remaining(deadline: float, limit: float) -> float:
     return limit if limit < left else left
 
 
-class _DeadlineIO(io.RawIOBase):
-    """Reads from a socket, each read waiting at most what is left of the deadline."""
+def bound(sock: socket.socket, deadline: float, limit: float) -> None:
+    """Give ``sock`` a timeout of ``limit`` seconds, or what is left before ``deadline`` if
+    less, leaving it alone when it is already within ``SLACK`` of that."""
+    wanted = remaining(deadline, limit)
+    current = sock.gettimeout()
+    if current is None or not wanted - SLACK <= current <= wanted + SLACK:
+        sock.settimeout(wanted)
+
+
+class _DeadlineSocketIO(socket.SocketIO):
+    """The socket's own reader (what ``makefile`` builds), each read waiting at most what is
+    left of the deadline."""
 
     def __init__(self, sock: socket.socket, deadline: float, read_timeout: float) -> None:
-        super().__init__()
-        self._sock = sock
-        # A SocketIO of the socket's own: it keeps the descriptor open while the answer is
-        # read even after http.client closes the connection (``Connection: close``).
-        self._io = sock.makefile("rb", buffering=0)
+        super().__init__(sock, "rb")
+        # As socket.makefile does: the descriptor stays open while the answer is read, even
+        # after http.client closes the connection (``Connection: close``); close() undoes it.
+        sock._io_refs += 1  # type: ignore[attr-defined]
         self._deadline = deadline
         self._read_timeout = read_timeout
 
-    def readable(self) -> bool:
-        return True
-
     def readinto(self, buffer: Any) -> Optional[int]:
-        self._sock.settimeout(remaining(self._deadline, self._read_timeout))
+        # bound() inlined: this runs for every read of every answer.
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed("the attempt's total time ran out")
+        wanted = self._read_timeout if self._read_timeout < left else left
+        sock: socket.socket = self._sock  # type: ignore[attr-defined]
+        current = sock.gettimeout()
+        if current is None or not wanted - SLACK <= current <= wanted + SLACK:
+            sock.settimeout(wanted)
         try:
-            return self._io.readinto(buffer)
+            return socket.SocketIO.readinto(self, buffer)
         except socket.timeout:
             if time.monotonic() >= self._deadline:
                 raise DeadlinePassed("the attempt's total time ran out") from None
             raise
-
-    def close(self) -> None:
-        if not self.closed:
-            self._io.close()
-        super().close()
 
 
 class _Reading:
@@ -76,7 +90,8 @@ class _Reading:
         self._limits = limits
 
     def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineIO(self._sock, *self._limits), io.DEFAULT_BUFFER_SIZE)
+        raw = _DeadlineSocketIO(self._sock, *self._limits)
+        return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE)
 
 
 class DeadlineResponse(http.client.HTTPResponse):

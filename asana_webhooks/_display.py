@@ -45,6 +45,15 @@ _STYLE = (
 # --- plain data ------------------------------------------------------------------------------
 
 
+# The models' read-only mapping of the keys a response carried that they do not declare
+# (_models.KeepsUnknownKeys). Not a field, so not a column; a record shows its keys.
+_UNKNOWN_KEYS = "additional_properties"
+
+
+def _unknown(model: Any) -> dict[str, Any]:
+    return dict(getattr(model, _UNKNOWN_KEYS, None) or {})
+
+
 def _is_secret(field: attrs.Attribute[Any]) -> bool:
     # Secrets are declared repr=False on the models; what a repr hides, a table hides too.
     return field.repr is False
@@ -68,11 +77,15 @@ def to_dict(model: Any, *, include_secret: bool = False) -> dict[str, Any]:
     """
     if not attrs.has(type(model)):
         raise TypeError(f"to_dict takes an asana_webhooks model, not {type(model).__name__}")
-    return {
+    plain = {
         field.name: _plain(getattr(model, field.name), include_secret)
         for field in attrs.fields(type(model))
         if include_secret or not _is_secret(field)
     }
+    unknown = _unknown(model)
+    if unknown:
+        plain[_UNKNOWN_KEYS] = unknown  # keys Asana sent that the model does not declare
+    return plain
 
 
 def _items(models: Any) -> list[Any]:
@@ -294,6 +307,8 @@ def record_html(model: Any, caption: Optional[str] = None) -> str:
         if value is None or _is_secret(field):
             continue
         parts.append(f"<tr><th>{html.escape(field.name)}</th>{_cell_html(value)}</tr>")
+    for key, value in _unknown(model).items():  # undeclared keys Asana sent, after the rest
+        parts.append(f"<tr><th>{html.escape(key)}</th>{_cell_html(value)}</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
 

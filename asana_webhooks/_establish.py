@@ -248,6 +248,12 @@ def establish_webhook(
     database's own exception; a webhook created before the store failed is deleted again.
     """
     store = receiver.secret_store if isinstance(receiver, WebhookReceiver) else receiver
+    if not callable(getattr(store, "current_announcement", None)):
+        raise TypeError(
+            f"{type(store).__name__} lacks current_announcement(): secret stores written for "
+            "the SecretStore protocol before announcements had ids must be updated (see the "
+            "changelog)"
+        )
     lister: Optional[ListsWebhooks] = None
     if workspace is not None:
         if not isinstance(api, ListsWebhooks):

@@ -1,7 +1,10 @@
 """The webhook payloads, named as in Asana's generated client.
 
 Every field but ``gid`` may be missing or null in real responses, so every other field
-is ``Optional`` with a ``None`` default. Classes are slotted and mutable (``attrs.define``):
+is ``Optional`` with a ``None`` default. Keys a response carries that a model does not
+declare (Asana adds fields, ``is_workspace_webhook`` for one) are kept in the model's
+``additional_properties``, the name Asana's generated clients use, as a read-only mapping.
+Classes are slotted and mutable (``attrs.define``):
 immutability buys nothing here and frozen ``__init__`` is measurably slower on the hot path.
 Annotations use ``typing.Optional`` because cattrs resolves them at run time on Python 3.9.
 """
@@ -9,6 +12,8 @@ Annotations use ``typing.Optional`` because cattrs resolves them at run time on 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Optional
 
 import attrs
@@ -16,9 +21,44 @@ import attrs
 from asana_webhooks._display import Displayable
 from asana_webhooks._errors import Error, ErrorResponse
 
+NO_UNKNOWN_KEYS: Mapping[str, Any] = MappingProxyType({})
+
+
+class KeepsUnknownKeys:
+    """A response model: keys Asana sent that it does not declare are kept aside.
+
+    Not an attrs field, on purpose: msgspec then never touches it (a field every body lacks
+    made its decoding half again as slow), and ``==`` compares what the models declare, so a
+    filter Asana returns with a new key still equals the one you declared.
+    """
+
+    __slots__ = ("_unknown_keys",)
+    _unknown_keys: dict[str, Any]  # set only when there are some; read through the proxy
+
+    @property
+    def additional_properties(self) -> Mapping[str, Any]:
+        """The keys of the response this model does not declare, with their JSON values.
+
+        Read-only and empty when there were none. Asana's generated clients use the same
+        name; requests never send these keys back.
+        """
+        try:
+            return MappingProxyType(self._unknown_keys)
+        except AttributeError:  # the slot is only set when there are unknown keys
+            return NO_UNKNOWN_KEYS
+
+
+def keep_unknown_keys(
+    model: KeepsUnknownKeys, value: dict[str, Any], known: frozenset[str]
+) -> None:
+    """Keep the keys of ``value`` (the JSON object ``model`` was read from) not in ``known``."""
+    unknown = {key: item for key, item in value.items() if key not in known}
+    if unknown:
+        model._unknown_keys = unknown
+
 
 @attrs.define(slots=True)
-class AsanaNamedResource:
+class AsanaNamedResource(KeepsUnknownKeys):
     """A compact Asana object: the resource a webhook watches."""
 
     gid: str
@@ -27,7 +67,7 @@ class AsanaNamedResource:
 
 
 @attrs.define(slots=True)
-class WebhookFilter(Displayable):
+class WebhookFilter(Displayable, KeepsUnknownKeys):
     """One entry of a webhook's whitelist; an event passing any filter is delivered.
 
     ``fields`` is only valid with ``action="changed"``, and not on workspace, team or
@@ -41,7 +81,7 @@ class WebhookFilter(Displayable):
 
 
 @attrs.define(slots=True)
-class WebhookResponse(Displayable):
+class WebhookResponse(Displayable, KeepsUnknownKeys):
     """A webhook as Asana returns it (the compact form in listings carries fewer fields)."""
 
     gid: str
@@ -60,7 +100,7 @@ class WebhookResponse(Displayable):
 
 
 @attrs.define(slots=True)
-class NextPage:
+class NextPage(KeepsUnknownKeys):
     """Where the next page starts; ``None`` in a response when there are no more pages."""
 
     offset: Optional[str] = None
@@ -99,7 +139,7 @@ class UpdateWebhookRequest:
 
 
 @attrs.define(slots=True)
-class CreateWebhook201Response(Displayable):
+class CreateWebhook201Response(Displayable, KeepsUnknownKeys):
     """The answer to ``create_webhook``.
 
     ``x_hook_secret`` is the body's top-level ``X-Hook-Secret``: the secret Asana signs every
@@ -111,14 +151,14 @@ class CreateWebhook201Response(Displayable):
 
 
 @attrs.define(slots=True)
-class GetWebhook200Response(Displayable):
+class GetWebhook200Response(Displayable, KeepsUnknownKeys):
     """The answer to ``get_webhook`` and ``update_webhook``: ``{"data": WebhookResponse}``."""
 
     data: Optional[WebhookResponse] = None
 
 
 @attrs.define(slots=True)
-class GetWebhooks200Response(Displayable):
+class GetWebhooks200Response(Displayable, KeepsUnknownKeys):
     """One page of ``get_webhooks``; ``next_page`` is ``None`` on the last page."""
 
     data: list[WebhookResponse] = attrs.field(factory=list)
@@ -126,7 +166,7 @@ class GetWebhooks200Response(Displayable):
 
 
 @attrs.define(slots=True)
-class EmptyResponse:
+class EmptyResponse(KeepsUnknownKeys):
     """The answer to ``delete_webhook``: ``{"data": {}}``.
 
     The generated client calls this ``DeleteAllocation200Response``; both names work.

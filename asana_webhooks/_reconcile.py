@@ -159,8 +159,9 @@ class Reconciler:
         wrong, and the next poll starts again from the last token stored.
         """
         resource = _gid("resource", resource)
+        progress = [0, 0]  # recovered, already known: kept when a later answer fails
         try:
-            return self._poll(resource)
+            return self._poll(resource, progress)
         except RateLimitError as exc:
             count = self._rate_limits[resource] = self._rate_limits.get(resource, 0) + 1
             wait = exc.retry_after if exc.retry_after else _backoff(count)
@@ -170,13 +171,15 @@ class Reconciler:
                 resource,
                 wait,
             )
-            return ReconcileResult(resource, rate_limited=True, retry_after=wait)
+            recovered, known = progress
+            return ReconcileResult(resource, recovered, known, rate_limited=True, retry_after=wait)
         except AsanaError as exc:
             logger.error("asana_webhooks: could not read the events of %s: %s", resource, exc)
-            return ReconcileResult(resource, error=str(exc))
+            return ReconcileResult(resource, progress[0], progress[1], error=str(exc))
         except Exception as exc:  # the inbox failed (database locked, disk full, Redis down)
             logger.exception("asana_webhooks: the inbox failed while polling %s", resource)
-            return ReconcileResult(resource, error=f"the inbox failed: {_one_line(exc)}")
+            error = f"the inbox failed: {_one_line(exc)}"
+            return ReconcileResult(resource, progress[0], progress[1], error=error)
 
     def _poll_unless_waiting(self, resource: str) -> ReconcileResult:
         remaining = self._not_before.get(resource, 0.0) - self._clock()
@@ -184,7 +187,7 @@ class Reconciler:
             return ReconcileResult(resource, rate_limited=True, retry_after=remaining)
         return self.poll(resource)
 
-    def _poll(self, resource: str) -> ReconcileResult:
+    def _poll(self, resource: str, progress: list[int]) -> ReconcileResult:
         state = self.inbox.sync_state(resource)
         if state is None:
             token = self.api.starting_sync_token(resource)
@@ -193,7 +196,6 @@ class Reconciler:
             logger.info("asana_webhooks: watching the events of %s from now on", resource)
             return ReconcileResult(resource, started=True)
         sync, since = state.token, state.stored_at
-        recovered = known = 0
         while True:
             try:
                 page, raw = self.api._get_page(resource, sync)
@@ -203,15 +205,16 @@ class Reconciler:
                 gap_since = _utc(since)
                 error = self._gap(resource, gap_since, exc.sync)
                 return ReconcileResult(
-                    resource, recovered, known, gap=True, gap_since=gap_since, error=error
+                    resource, progress[0], progress[1], gap=True, gap_since=gap_since, error=error
                 )
             stored = self.inbox.store_polled(resource, raw, page.sync)
-            recovered += stored.stored
-            known += stored.duplicates
+            progress[0] += stored.stored
+            progress[1] += stored.duplicates
             if not page.has_more or page.sync == sync:
                 break
             sync, since = page.sync, self._clock()
         self._rate_limits.pop(resource, None)
+        recovered, known = progress
         if recovered:
             logger.info(
                 "asana_webhooks: recovered %d events of %s that webhooks had not delivered "

@@ -517,12 +517,14 @@ class SQLiteSecretStore:
     def _recreate(self, why: BaseException) -> None:
         # The file (or its tables) vanished while we ran: make it again, owner-only, empty.
         with self._ready_lock:
-            if os.path.exists(self.path) and self._has_schema():
+            existed = os.path.exists(self.path)
+            if existed and self._has_schema():
                 return  # another thread got here first
             logger.warning(
-                "The secret store %s was deleted while in use (%s); creating it again, "
-                "empty: webhooks established before must be established again",
+                "The secret store %s %s while in use (%s); creating it again, empty: "
+                "webhooks established before must be established again",
                 self.path,
+                "lost its tables" if existed else "was deleted",
                 why,
             )
             self._prepare()
@@ -561,7 +563,10 @@ class SQLiteSecretStore:
         try:
             connection = self._connect_file()
         except sqlite3.OperationalError as exc:
-            if os.path.exists(self.path):
+            # Missing, or just made again by another thread (so checking whether it exists
+            # now would race): _recreate looks under the lock. Something that is there but
+            # no file (a folder, say) is a real failure: say so, never "creating it again".
+            if os.path.exists(self.path) and not os.path.isfile(self.path):
                 raise
             raise _Missing(exc) from exc
         try:

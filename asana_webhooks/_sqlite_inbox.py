@@ -82,6 +82,9 @@ _AVAILABLE = (
     "OR (state = 'claimed' AND lease_expires <= ?))"
 )
 _STORED_COLUMNS = "id, key, target, received_at, raw, attempts, error"
+# A writer's SQLite busy timeout per attempt (ms): its busy handler sleeps 1, 2, 5 ms within
+# it, and the writer asks again until the inbox's ``timeout``. Readers wait the whole timeout.
+_BUSY_STEP_MS = 10
 # Idle connections kept per process; more threads than this open and close their own.
 _POOL_SIZE = 8
 
@@ -187,14 +190,34 @@ class SQLiteInbox:
             with self._open(write) as db:
                 yield db
         finally:
-            self._write_lock.release()
+            self._release_write()
+
+    def _begin_immediate(self, db: sqlite3.Connection) -> None:
+        # SQLite's own busy handler sleeps in growing steps, up to 100 ms, while another
+        # process writes; a receiver waiting behind a worker's claim would answer that much
+        # later. So its busy timeout is short and we ask again, until our own timeout.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
 
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[sqlite3.Connection]:
         db = self._take()
         try:
             # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave.
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if write:
+                db.execute(f"PRAGMA busy_timeout = {_BUSY_STEP_MS}")
+                self._begin_immediate(db)
+            else:
+                db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                db.execute("BEGIN")
             try:
                 yield db
             except BaseException:
@@ -221,29 +244,45 @@ class SQLiteInbox:
     def store(self, target: str, events: Sequence[Mapping[str, Any]]) -> StoreResult:
         # Group commit: concurrent deliveries of this process share one transaction (and one
         # fsync, which costs far more than the writes), each under its own savepoint, so each
-        # is still all or nothing. Whoever gets the write lock writes everything queued.
+        # is still all or nothing. Whoever gets the write lock writes everything queued and
+        # wakes the owners; the others wait on their own event, not on the lock, so a burst
+        # does not turn into a convoy of threads taking the lock only to find their work done.
         pending = _PendingStore(target, events)
         with self._lock:
             self._queue.append(pending)
-        if not self._write_lock.acquire(timeout=self.timeout):
-            with self._lock:
-                if pending in self._queue:
-                    self._queue.remove(pending)
-                    raise sqlite3.OperationalError(
-                        f"database is locked: no write turn within {self.timeout:g} s"
-                    )
-            self._write_lock.acquire()  # a leader took ours: it will finish it soon
-        try:
-            if not pending.done:
+        deadline = time.monotonic() + self.timeout
+        while not pending.done:
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    with self._lock:
+                        group, self._queue = self._queue, []
+                    if group:
+                        self._store_group(group)
+                finally:
+                    self._release_write()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 with self._lock:
-                    group, self._queue = self._queue, []
-                self._store_group(group)
-        finally:
-            self._write_lock.release()
+                    if pending in self._queue:
+                        self._queue.remove(pending)
+                        raise sqlite3.OperationalError(
+                            f"database is locked: no write turn within {self.timeout:g} s"
+                        )
+                remaining = 0.05  # a leader is writing ours: it ends within its own timeout
+            if pending.wake.wait(min(remaining, 0.05)):
+                pending.wake.clear()  # then try for the lock again: a lost wake costs nothing
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def _release_write(self) -> None:
+        self._write_lock.release()
+        with self._lock:
+            head = self._queue[0] if self._queue else None
+        if head is not None:
+            head.wake.set()  # the next delivery waiting leads the next group
 
     def _store_group(self, group: list[_PendingStore]) -> None:
         try:
@@ -265,6 +304,7 @@ class SQLiteInbox:
                 if pending.result is None and pending.error is None:  # interrupted
                     pending.error = sqlite3.OperationalError("the store was interrupted")
                 pending.done = True
+                pending.wake.set()
 
     def _store(
         self, db: sqlite3.Connection, target: str, events: Sequence[Mapping[str, Any]]
@@ -537,7 +577,7 @@ class SQLiteInbox:
 class _PendingStore:
     """One ``store`` call waiting for a group commit."""
 
-    __slots__ = ("done", "error", "events", "result", "target")
+    __slots__ = ("done", "error", "events", "result", "target", "wake")
 
     def __init__(self, target: str, events: Sequence[Mapping[str, Any]]) -> None:
         self.target = target
@@ -545,6 +585,7 @@ class _PendingStore:
         self.done = False
         self.result: Optional[StoreResult] = None
         self.error: Optional[BaseException] = None
+        self.wake = threading.Event()
 
 
 def _dumps(event: Mapping[str, Any]) -> str:

@@ -30,11 +30,12 @@ import certifi
 import requests
 import requests.adapters
 import urllib3
+import urllib3._version
 import urllib3.connection
 from requests.structures import CaseInsensitiveDict
 from urllib3._collections import HTTPHeaderDict
 
-from asana_webhooks._deadline import LIMITS, DeadlinePassed, DeadlineResponse, remaining
+from asana_webhooks._deadline import LIMITS, DeadlinePassed, DeadlineResponse, bound, remaining
 from asana_webhooks._errors import ApiConnectionError, ApiTimeoutError, InvalidRequestError
 
 
@@ -129,7 +130,13 @@ class Response:
 
 @runtime_checkable
 class Transport(Protocol):
-    """Send one request, return one response; ``close()`` releases connections."""
+    """Send one request, return one response; ``close()`` releases connections.
+
+    A transport of your own should give up by ``request.timeout.attempt`` seconds after it
+    starts and by ``request.deadline`` (``attempt_deadline(request)`` computes the sooner),
+    and raise ``ApiConnectionError(request_sent=False)`` only when the request provably
+    never left (the connection could not be made).
+    """
 
     def handle_request(self, request: Request) -> Response: ...
 
@@ -381,13 +388,38 @@ def _connect_within_deadline(connection: Any, connect: Callable[[], None]) -> No
         raise
 
 
+#: urllib3 2 gives a reused socket ``connection.timeout`` itself before sending; 1.26 does not.
+_URLLIB3_SETS_SEND_TIMEOUT = not urllib3._version.__version__.startswith("1.")
+
+
+def _send_within_deadline(connection: Any) -> None:
+    """Before a request goes out on a connection: wait at most what is left to send it (a
+    reused socket still has the timeout of its last read). Too late means nothing left."""
+    limits = LIMITS.get()
+    if limits is None:
+        return
+    own = connection.timeout
+    try:
+        limit = remaining(limits[0], own if isinstance(own, (int, float)) else limits[1])
+    except DeadlinePassed as exc:
+        _mark_never_sent(exc)
+        raise
+    connection.timeout = limit
+    if connection.sock is not None and not _URLLIB3_SETS_SEND_TIMEOUT:
+        bound(connection.sock, limits[0], limit)
+
+
 class _Urllib3HTTPConnection(urllib3.connection.HTTPConnection):
-    """urllib3's connection, connecting within the deadline and reading within it."""
+    """urllib3's connection, connecting, sending and reading within the deadline."""
 
     response_class = DeadlineResponse
 
     def connect(self) -> None:
         _connect_within_deadline(self, super().connect)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _send_within_deadline(self)
+        super().request(*args, **kwargs)
 
 
 class _Urllib3HTTPSConnection(urllib3.connection.HTTPSConnection):
@@ -395,6 +427,10 @@ class _Urllib3HTTPSConnection(urllib3.connection.HTTPSConnection):
 
     def connect(self) -> None:
         _connect_within_deadline(self, super().connect)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _send_within_deadline(self)
+        super().request(*args, **kwargs)
 
 
 class _Urllib3HTTPPool(urllib3.HTTPConnectionPool):
@@ -959,7 +995,7 @@ class HTTPClientTransport:
                 # The TLS handshake too: CPython bounds a whole handshake by this timeout.
                 connection = self._connect(route, remaining(deadline, timeout.connect))
                 connected = True
-            connection.sock.settimeout(remaining(deadline, timeout.read))
+            bound(connection.sock, deadline, timeout.read)
             connection.request(request.method, target, request.body, headers)
             answer = connection.getresponse()  # reads within the deadline (DeadlineResponse)
             body = answer.read()  # all of it, or IncompleteRead

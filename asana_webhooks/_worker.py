@@ -40,6 +40,9 @@ DEFAULT_LEASE = 30.0
 _MAX_ERROR_CHARS = 4000
 # After the inbox itself fails (database locked, Redis down), wait this long, doubling.
 _INBOX_FAILURE_WAIT = (0.5, 30.0)
+# A drain gives up after this many failures of the inbox in a row (about 15 s of waiting):
+# a database locked for a moment is not worth failing a drain for, an inbox that is down is.
+_DRAIN_INBOX_FAILURES = 5
 
 
 @attrs.frozen
@@ -129,7 +132,8 @@ class Worker:
     def drain(self, stop: Optional[threading.Event] = None) -> DrainResult:
         """Handle what is pending, including retries this drain schedules, and return.
 
-        Events claimed by other live workers are left to them. Raises what the inbox raises.
+        Events claimed by other live workers are left to them. A failing inbox is retried a
+        few times (a locked database), then what it raises is raised.
         """
         stop = stop or threading.Event()
         before = self._snapshot()
@@ -176,9 +180,9 @@ class Worker:
                 if claim is None and drain and self.inbox.stats().pending == 0:
                     return
             except Exception:
-                if drain:
-                    raise
                 failures += 1
+                if drain and failures > _DRAIN_INBOX_FAILURES:
+                    raise
                 wait = min(_INBOX_FAILURE_WAIT[1], _INBOX_FAILURE_WAIT[0] * 2 ** (failures - 1))
                 logger.warning(
                     "worker %s: the inbox failed; trying again in %.1f s",

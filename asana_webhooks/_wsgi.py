@@ -1,35 +1,22 @@
-"""A framework-free WSGI app around ``WebhookReceiver``, and a small threaded server for it.
+"""A framework-free WSGI app around ``WebhookReceiver``.
 
 ``wsgi_app(receiver)`` answers Asana on every path (each path and query is a target, as in
-the Flask and Django adapters); any WSGI server can run it. ``ReceiverServer`` runs it on the
-standard library's ``wsgiref`` with one thread per connection: enough for ``asana-webhooks
-serve``, the demo and tests, and for receivers that live outside a web framework.
+the Flask and Django adapters); any WSGI server can run it. ``ReceiverServer`` (in
+``_http_server``) runs it for ``asana-webhooks serve``, the demo and tests, and for receivers
+that live outside a web framework.
 """
 
 from __future__ import annotations
 
-import logging
-import socket
-import socketserver
-import threading
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import unquote_to_bytes, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from asana_webhooks._receiver import ReceiverResponse, WebhookReceiver
 from asana_webhooks._secrets import requote_path
 
-logger = logging.getLogger("asana_webhooks")
-
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-#: Seconds a connection may stay silent (while sending its request) before it is closed.
-CONNECTION_TIMEOUT = 30.0
-#: Seconds ``ReceiverServer.stop`` waits for the serving thread to end.
-_STOP_TIMEOUT = 5.0
 
 
 def request_target(environ: Mapping[str, Any]) -> str:
@@ -129,6 +116,8 @@ def wsgi_app(receiver: WebhookReceiver) -> WSGIApp:
             answer = receiver.handle(request_target(environ), headers, body)
         return _respond(answer, start_response)
 
+    # ReceiverServer refuses a longer body before reading it.
+    application.max_body_bytes = receiver.max_body_bytes  # type: ignore[attr-defined]
     return application
 
 
@@ -154,114 +143,8 @@ _PHRASES = {
 }
 
 
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 makes a burst of new connections wait a second
-    # (a SYN retransmit) or be reset; Asana and load balancers open many at once.
-    request_queue_size = 128
+# The server lives in its own module; imported here, where it always was.
+# isort: split
+from asana_webhooks._http_server import ReceiverServer  # noqa: E402
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind asks DNS for the host's full name, which can hang; skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-        self.setup_environ()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("receiver: the connection from %s ended with an error", client_address)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(WSGIRequestHandler):
-    timeout = CONNECTION_TIMEOUT  # a socket timeout: a silent client cannot hold a thread
-
-    def get_environ(self) -> dict[str, Any]:
-        environ: dict[str, Any] = super().get_environ()
-        # wsgiref decodes PATH_INFO; keep the target as sent, as gunicorn and werkzeug do.
-        environ["RAW_URI"] = self.path
-        return environ
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("receiver: %s - %s", self.address_string(), format % args)
-
-
-class ReceiverServer:
-    """Serve a WSGI app (by default ``wsgi_app(receiver)``) on ``host:port`` in a thread.
-
-    ``port=0`` picks a free port; read it from ``port`` or ``url`` after ``start()``. Binds
-    127.0.0.1 unless told otherwise. Nothing runs until ``start()`` (or ``with``).
-    """
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        self.app = app
-        self._host = host
-        self._port = port
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-
-    @classmethod
-    def for_receiver(
-        cls, receiver: WebhookReceiver, *, host: str = "127.0.0.1", port: int = 0
-    ) -> ReceiverServer:
-        return cls(wsgi_app(receiver), host=host, port=port)
-
-    def start(self) -> ReceiverServer:
-        if self._server is not None:
-            raise RuntimeError("the receiver server is already running")
-        server_class = _Server6 if ":" in self._host else _Server
-        server = server_class((self._host, self._port), _Handler)
-        server.set_app(self.app)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"asana-webhooks receiver :{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop accepting connections and wait (briefly) for the serving thread."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(_STOP_TIMEOUT)
-
-    def __enter__(self) -> ReceiverServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the receiver server is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` (no trailing slash); append a path to make a target."""
-        host = self._host if ":" not in self._host else f"[{self._host}]"
-        return f"http://{host}:{self.port}"
+__all__ = ["ReceiverServer", "StartResponse", "WSGIApp", "request_target", "wsgi_app"]

@@ -14,6 +14,11 @@
    is drained by 1, then by 4, ``worker --drain`` processes with a no-op handler; reported:
    events/s from the first start to the last exit (process start-up included).
 
+``--backend redis`` runs the inbox cases on Redis (``ASANA_WEBHOOKS_BENCH_REDIS``, default
+``redis://127.0.0.1:6379/0``, under a key prefix of its own that is deleted afterwards), with
+the secrets in Redis too, as receivers on several machines would have them; ``--serves 2``
+adds a case with two ``serve`` processes sharing the inbox, the senders spread over both.
+
 Both sides share this machine's cores, as they would on one small server.
 """
 
@@ -25,20 +30,20 @@ import json
 import os
 import platform
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
-from asana_webhooks import SQLiteInbox, SQLiteSecretStore, sign_body  # noqa: E402
+from asana_webhooks import SQLiteSecretStore, open_inbox, open_secret_store, sign_body  # noqa: E402
 
 SECRET = "5a" * 32
 TARGETS = [f"/asana/hooks/{n}" for n in range(16)]
@@ -65,12 +70,44 @@ def make_event(n: int) -> dict[str, Any]:
     }
 
 
-def start_serve(folder: Path, inbox: Optional[str]) -> tuple[subprocess.Popen[bytes], str]:
-    secrets = folder / "secrets.sqlite3"
-    store = SQLiteSecretStore(secrets)
+class Backend:
+    """Where the inbox (and, with it, the secrets) of the inbox cases live."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.redis = os.environ.get("ASANA_WEBHOOKS_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+        self.prefixes: list[str] = []
+
+    def urls(self, folder: Path) -> tuple[str, str]:
+        """(inbox URL, secrets URL) for a fresh, empty inbox."""
+        if self.name == "sqlite":
+            return f"sqlite:///{folder / 'inbox.sqlite3'}", str(folder / "secrets.sqlite3")
+        prefix = f"asana_webhooks_bench_{uuid.uuid4().hex[:10]}"
+        self.prefixes.append(prefix)
+        url = f"{self.redis}?prefix={prefix}"
+        return url, url
+
+    def clean(self) -> None:
+        """Delete this run's Redis keys, and only those."""
+        if not self.prefixes:
+            return
+        import redis
+
+        client = redis.Redis.from_url(self.redis, socket_timeout=10)
+        for prefix in self.prefixes:
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                client.delete(key)
+        client.close()
+
+
+def start_serve(
+    folder: Path, inbox: Optional[str], secrets: Optional[str] = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    secrets = secrets or str(folder / "secrets.sqlite3")
+    store = open_secret_store(secrets) if "://" in secrets else SQLiteSecretStore(secrets)
     for target in TARGETS:
         store.set(target, SECRET)
-    args = ["serve", "--port", "0", "--secrets", str(secrets)]
+    args = ["serve", "--port", "0", "--secrets", secrets]
     if inbox:
         args += ["--inbox", inbox]
     process = subprocess.Popen(
@@ -85,8 +122,8 @@ def start_serve(folder: Path, inbox: Optional[str]) -> tuple[subprocess.Popen[by
             raise RuntimeError("serve did not start")
 
 
-def send_all(url: str, deliveries: int, senders: int) -> dict[str, Any]:
-    port = int(url.rsplit(":", 1)[1])
+def send_all(urls: list[str], deliveries: int, senders: int) -> dict[str, Any]:
+    ports = [int(url.rsplit(":", 1)[1]) for url in urls]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -99,6 +136,7 @@ def send_all(url: str, deliveries: int, senders: int) -> dict[str, Any]:
             events = [make_event(number * 3 + i) for i in range(1 + number % 3)]
             body = json.dumps({"events": events}).encode()
             headers = {"X-Hook-Signature": sign_body(body, SECRET)}
+            port = ports[number % len(ports)]
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             started = time.perf_counter()
             try:
@@ -136,11 +174,14 @@ def send_all(url: str, deliveries: int, senders: int) -> dict[str, Any]:
     }
 
 
-def receiver_case(args: argparse.Namespace, with_inbox: bool) -> dict[str, Any]:
+def receiver_case(
+    args: argparse.Namespace, with_inbox: bool, backend: Backend, serves: int = 1
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        inbox_url = f"sqlite:///{folder / 'inbox.sqlite3'}" if with_inbox else None
-        serve, url = start_serve(folder, inbox_url)
+        inbox_url, secrets = backend.urls(folder) if with_inbox else (None, None)
+        started = [start_serve(folder, inbox_url, secrets) for _ in range(serves)]
+        urls = [url for _, url in started]
         worker = None
         if inbox_url:
             worker_env = env()
@@ -152,44 +193,54 @@ def receiver_case(args: argparse.Namespace, with_inbox: bool) -> dict[str, Any]:
                 stderr=subprocess.DEVNULL,
             )
         try:
-            send_all(url, min(200, args.deliveries), args.senders)  # warm up
-            result = send_all(url, args.deliveries, args.senders)
+            send_all(urls, min(200, args.deliveries), args.senders)  # warm up
+            result = send_all(urls, args.deliveries, args.senders)
         finally:
-            for process in (serve, worker):
+            for process in [serve for serve, _ in started] + [worker]:
                 if process is not None:
                     process.send_signal(signal.SIGTERM)
                     process.wait(60)
         if inbox_url:
-            stats = SQLiteInbox(folder / "inbox.sqlite3").stats()
+            inbox = open_inbox(inbox_url)
+            stats = inbox.stats()
+            inbox.close()
             result["handled_meanwhile"] = stats.handled
             result["stored"] = stats.stored
+        result["serves"] = serves
         return result
 
 
-def worker_case(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+def worker_case(args: argparse.Namespace, workers: int, backend: Backend) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as name:
-        path = Path(name) / "inbox.sqlite3"
-        inbox = SQLiteInbox(path)
+        url, _ = backend.urls(Path(name))
+        inbox = open_inbox(url)
         for number in range(0, args.events, 3):
             inbox.store(TARGETS[number % 16], [make_event(number + i) for i in range(3)])
-        inbox.close()
         started = time.perf_counter()
-        processes = [
-            subprocess.Popen(
-                cli("worker", "--inbox", str(path), "--handler", "_bench_handlers:noop", "--drain"),
-                env=env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(workers)
-        ]
+        logs = [Path(name) / f"worker-{n}.log" for n in range(workers)]
+        processes = []
+        for log in logs:
+            with open(log, "wb") as stderr:
+                processes.append(
+                    subprocess.Popen(
+                        cli(
+                            *("worker", "--inbox", url),
+                            *("--handler", "_bench_handlers:noop", "--drain"),
+                        ),
+                        env=env(),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
+                )
         codes = [process.wait(600) for process in processes]
+        for code, log in zip(codes, logs):
+            if code != 0:
+                print(
+                    f"a worker exited {code}: {log.read_text().splitlines()[-1:]}", file=sys.stderr
+                )
         elapsed = time.perf_counter() - started
-        db = sqlite3.connect(path)
-        handled = db.execute("SELECT value FROM inbox_counters WHERE name = 'handled'").fetchone()[
-            0
-        ]
-        db.close()
+        handled = inbox.stats().handled
+        inbox.close()
         if codes != [0] * workers or handled != args.events:
             raise RuntimeError(f"workers exited {codes}, handled {handled} of {args.events}")
         return {"workers": workers, "events": handled, "per_second": handled / elapsed}
@@ -201,37 +252,56 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=16)
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--handler-sleep", type=float, default=0.5)
+    parser.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument(
+        "--serves", type=int, default=1, help="2: also two serve processes sharing the inbox"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.deliveries, args.events = 400, 3000
-    without = receiver_case(args, with_inbox=False)
-    with_inbox = receiver_case(args, with_inbox=True)
-    workers = [worker_case(args, n) for n in (1, 4)]
+    backend = Backend(args.backend)
+    try:
+        without = receiver_case(args, with_inbox=False, backend=backend)
+        with_inbox = receiver_case(args, with_inbox=True, backend=backend)
+        shared = (
+            receiver_case(args, with_inbox=True, backend=backend, serves=args.serves)
+            if args.serves > 1
+            else None
+        )
+        workers = [worker_case(args, n, backend) for n in (1, 4)]
+    finally:
+        backend.clean()
     report = {
         "machine": f"{platform.python_version()} on {platform.system()}, {os.cpu_count()} cores",
+        "backend": args.backend,
         "receiver_without_inbox": without,
-        "receiver_with_sqlite_inbox": with_inbox,
+        f"receiver_with_{args.backend}_inbox": with_inbox,
         "ratio": with_inbox["per_second"] / without["per_second"],
         "workers": workers,
     }
+    if shared is not None:
+        report[f"receiver_with_{args.backend}_inbox_{args.serves}_serves"] = shared
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"Python {report['machine']}; {args.senders} senders, {args.deliveries} deliveries\n")
     print("| receiver | deliveries/s | p50 ms | p99 ms | statuses |")
     print("|---|---:|---:|---:|---|")
-    for label, row in (
+    rows = [
         ("no inbox (events to stdout)", without),
-        (f"SQLite inbox, handler sleeping {args.handler_sleep:g} s/batch", with_inbox),
-    ):
+        (f"{args.backend} inbox, handler sleeping {args.handler_sleep:g} s/batch", with_inbox),
+    ]
+    if shared is not None:
+        rows.append((f"{args.backend} inbox, {args.serves} serve processes", shared))
+    for label, row in rows:
         print(
             f"| {label} | {row['per_second']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
             f"| {row['statuses']} |"
         )
     print(f"\nthroughput with the inbox: {report['ratio']:.2f}x without\n")
-    print("| workers (no-op handler) | events | events/s |")
+    print(f"| workers ({args.backend}, no-op handler) | events | events/s |")
     print("|---:|---:|---:|")
     for row in workers:
         print(f"| {row['workers']} | {row['events']} | {row['per_second']:.0f} |")

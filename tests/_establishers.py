@@ -23,7 +23,7 @@ def open_store(spec: dict[str, Any]) -> SecretStore:
     ``{"kind": "django", "database": <a Django DATABASES entry>}`` (Django is configured on
     first use in a process that has no settings yet; the tables must exist)."""
     if spec["kind"] == "sqlite":
-        return SQLiteSecretStore(spec["path"])
+        return SQLiteSecretStore(spec["path"], timeout=spec.get("timeout", 5.0))
     import django
     from django.conf import settings
 

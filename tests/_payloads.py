@@ -14,10 +14,15 @@ UTC = dt.timezone.utc
 
 
 def strict(value: Any) -> Any:
-    """A model as nested tuples in which a datetime also carries its offset and class."""
+    """A model as nested tuples in which a datetime also carries its offset and class, and
+    the keys the response had that the model does not declare are compared too."""
     if attrs.has(type(value)):
         fields = attrs.fields(type(value))
-        return (type(value).__name__, *((f.name, strict(getattr(value, f.name))) for f in fields))
+        parts = [(f.name, strict(getattr(value, f.name))) for f in fields]
+        unknown = getattr(value, "additional_properties", None)  # not a field: see _models
+        if unknown is not None:
+            parts.append(("additional_properties", strict(dict(unknown))))
+        return (type(value).__name__, *parts)
     if isinstance(value, dt.datetime):
         return ("datetime", value, value.utcoffset(), type(value.tzinfo).__name__)
     if isinstance(value, list):
@@ -147,26 +152,61 @@ def maybe(value: st.SearchStrategy[Any], *, invalid: bool) -> st.SearchStrategy[
     return st.one_of(*choices, junk) if invalid else st.one_of(*choices)
 
 
+#: Keys a model does not declare: one Asana sends, ones spelled like ours, any text.
+UNKNOWN_KEY_NAMES = [
+    "is_workspace_webhook",
+    "additional_properties",
+    "resource_subtype",
+    "X-Hook-Secret",
+    "_private",
+    "",
+]
+
+
+def unknown_keys(*known: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Keys outside ``known`` with any JSON values: what a newer Asana may add to an object."""
+    key = st.one_of(st.sampled_from(UNKNOWN_KEY_NAMES), st.text(max_size=6))
+    return st.dictionaries(key.filter(lambda k: k not in known), junk, max_size=2)
+
+
+def with_unknown_keys(
+    draw: st.DrawFn, declared: st.SearchStrategy[dict[str, Any]], *known: str
+) -> dict[str, Any]:
+    """A drawn object, sometimes with unknown keys added (never replacing a declared one)."""
+    value = draw(declared)
+    if draw(st.booleans()):
+        value = {**draw(unknown_keys(*known)), **value}
+    return value
+
+
 @st.composite
 def webhook_payloads(draw: st.DrawFn, *, invalid: bool) -> dict[str, Any]:
-    resource = draw(
+    resource = with_unknown_keys(
+        draw,
         st.fixed_dictionaries(
             {"gid": st.text(min_size=1, max_size=20)},
             optional={
                 "resource_type": maybe(names, invalid=invalid),
                 "name": maybe(names, invalid=invalid),
             },
-        )
+        ),
+        "gid",
+        "resource_type",
+        "name",
     )
-    a_filter = st.fixed_dictionaries(
-        {},
-        optional={
-            "resource_type": maybe(names, invalid=invalid),
-            "resource_subtype": maybe(names, invalid=invalid),
-            "action": maybe(st.sampled_from(["added", "changed", "removed"]), invalid=invalid),
-            "fields": maybe(st.lists(names, max_size=3), invalid=invalid),
-        },
-    )
+    filter_keys = ("resource_type", "resource_subtype", "action", "fields")
+    a_filter = st.tuples(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "resource_type": maybe(names, invalid=invalid),
+                "resource_subtype": maybe(names, invalid=invalid),
+                "action": maybe(st.sampled_from(["added", "changed", "removed"]), invalid=invalid),
+                "fields": maybe(st.lists(names, max_size=3), invalid=invalid),
+            },
+        ),
+        st.just({}) | unknown_keys(*filter_keys),
+    ).map(lambda declared_and_unknown: {**declared_and_unknown[1], **declared_and_unknown[0]})
     when = st.one_of(datetime_texts(), st.sampled_from(DATETIMES)) if invalid else datetime_texts()
     optional = {
         "resource_type": maybe(st.just("webhook"), invalid=invalid),
@@ -187,7 +227,9 @@ def webhook_payloads(draw: st.DrawFn, *, invalid: bool) -> dict[str, Any]:
         if invalid
         else st.text(min_size=1, max_size=20)
     )
-    return draw(st.fixed_dictionaries({"gid": gid}, optional=optional))
+    return with_unknown_keys(
+        draw, st.fixed_dictionaries({"gid": gid}, optional=optional), "gid", *optional
+    )
 
 
 def encoded(payload: Any, ascii_only: bool) -> bytes:

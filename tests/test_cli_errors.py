@@ -10,6 +10,7 @@ import argparse
 import os
 import shutil
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,32 @@ def test_a_connection_error_and_a_404_describe_the_request_alike(env: dict[str, 
     assert "GET /webhooks/1234567890" in missing.err, missing
     assert "GET /webhooks/1234567890" in refused.err, refused
     assert "/api/1.0/webhooks" not in refused.err
+
+
+# --- what nobody foresaw -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (sqlite3.OperationalError("database is locked"), "the secret store failed"),
+        (RuntimeError("a bug"), "unexpected error"),
+    ],
+)
+def test_an_unforeseen_error_is_still_one_line_and_exit_1(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, raised: Exception, said: str
+) -> None:
+    from asana_webhooks._cli import webhooks
+
+    def failing(*args: Any) -> int:
+        raise raised
+
+    monkeypatch.setattr(webhooks, "cmd_get", failing)
+
+    result = cli("get", "1")
+    with pytest.raises(type(raised)):
+        main(["get", "1", "-vv"])  # -vv: the traceback, for a bug report
+
+    assert result.status == 1, result
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert said in result.err and str(raised) in result.err, result

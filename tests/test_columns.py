@@ -99,6 +99,32 @@ def test_the_column_path_builds_what_asana_sends(webhooks: list[Any]) -> None:
     assert strict(built) == strict(expected)
 
 
+def with_unknown_keys(index: int) -> dict[str, Any]:
+    """A full webhook with keys no model declares, at each level, for some indexes."""
+    webhook = full_webhook(index)
+    if index % 3 == 0:
+        webhook["is_workspace_webhook"] = index % 2 == 0
+    if index % 4 == 1:
+        webhook["resource"] = {**webhook["resource"], "resource_subtype": "default_task"}
+    if index % 5 == 2:
+        webhook["filters"] = [{**webhook["filters"][0], "since": index}]
+    return webhook
+
+
+def test_unknown_keys_land_on_their_own_objects_on_the_column_path() -> None:
+    webhooks = [with_unknown_keys(i) for i in range(40)]
+    built = hook_for_lists().rows(webhooks)
+    assert built is not None, "unknown keys sent the column path aside"
+    assert strict(built) == strict(BY_ITEM.structure(page(webhooks), PAGE).data)
+    for i, webhook in enumerate(built):
+        expected = {"is_workspace_webhook": i % 2 == 0} if i % 3 == 0 else {}
+        assert dict(webhook.additional_properties) == expected, i
+        subtype = {"resource_subtype": "default_task"} if i % 4 == 1 else {}
+        assert dict(webhook.resource.additional_properties) == subtype, i
+        since = {"since": i} if i % 5 == 2 else {}
+        assert dict(webhook.filters[0].additional_properties) == since, i
+
+
 def test_short_lists_and_the_reference_go_item_by_item() -> None:
     assert BY_ITEM.get_structure_hook(list[m.WebhookResponse]).rows is None
     calls: list[int] = []
@@ -128,6 +154,11 @@ ODD_WEBHOOKS: list[tuple[str, Any]] = [
     ),
     ("only a gid", {"gid": "7"}),
     ("unknown fields", {**full_webhook(), "new": [1, {}], "resource_subtype": "x"}),
+    ("a key named like the field", {**full_webhook(), "additional_properties": {"a": 1}}),
+    (
+        "unknown fields in a resource and a filter",
+        {**full_webhook(), "resource": {"gid": "1", "z": 1}, "filters": [{"action": "x", "y": 2}]},
+    ),
     ("no filters, empty filters", {**full_webhook(), "filters": []}),
     ("a filter with no fields key", {**full_webhook(), "filters": [{"action": "added"}]}),
     ("a filter's fields empty", {**full_webhook(), "filters": [{"fields": []}]}),

@@ -9,6 +9,7 @@ and a delivery to it verified (200).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any, Optional
 
 import pytest
 from _establishers import child, establish_once, make_api, open_store, take_turns
+from secret_store_contract import BUSY_MACHINE_TIMEOUT, django_sqlite_alias
 
 from asana_webhooks import (
     AmbiguousCreateError,
@@ -35,8 +37,13 @@ from asana_webhooks._errors import Error
 from asana_webhooks._wsgi import ReceiverServer
 from asana_webhooks.testing import FakeAsana, make_event
 
-THREADS, THREAD_ROUNDS = 8, 8
-PROCESSES, PROCESS_ROUNDS = 4, 6
+# More for a longer run: ASANA_WEBHOOKS_ESTABLISH_THREADS=16 ..._THREAD_ROUNDS=20 and so on.
+pytestmark = pytest.mark.timeout(900)  # processes and many rounds: slow on a busy machine
+
+THREADS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_THREADS", "8"))
+THREAD_ROUNDS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_THREAD_ROUNDS", "8"))
+PROCESSES = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_PROCESSES", "4"))
+PROCESS_ROUNDS = int(os.environ.get("ASANA_WEBHOOKS_ESTABLISH_PROCESS_ROUNDS", "6"))
 
 
 def _django_spec(alias: str) -> dict[str, Any]:
@@ -44,18 +51,23 @@ def _django_spec(alias: str) -> dict[str, Any]:
 
     database = dict(connections[alias].settings_dict)
     if database["ENGINE"].endswith("sqlite3"):
-        database = {"ENGINE": database["ENGINE"], "NAME": database["NAME"]}
+        database = {
+            "ENGINE": database["ENGINE"],
+            "NAME": database["NAME"],
+            "OPTIONS": {"timeout": BUSY_MACHINE_TIMEOUT},
+        }
     return {"kind": "django", "database": database}
 
 
 @pytest.fixture(params=["sqlite", "django-sqlite", "django-postgres"])
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     if request.param == "sqlite":
-        yield {"kind": "sqlite", "path": str(tmp_path / "secrets.sqlite3")}
+        path = str(tmp_path / "secrets.sqlite3")
+        yield {"kind": "sqlite", "path": path, "timeout": BUSY_MACHINE_TIMEOUT}
         return
-    from django_databases import postgres_alias, sqlite_alias
+    from django_databases import postgres_alias
 
-    alias = sqlite_alias() if request.param == "django-sqlite" else postgres_alias()
+    alias = django_sqlite_alias() if request.param == "django-sqlite" else postgres_alias()
     from asana_webhooks.contrib.django.models import WebhookAnnouncement, WebhookSecret
 
     WebhookSecret.objects.using(alias).all().delete()
@@ -294,3 +306,11 @@ def test_store_calls_from_many_processes_take_turns_without_lock_errors(
     errors = [error for _, errs, _ in reports for error in errs]
     assert not errors, f"{len(errors)} store calls failed, first: {errors[:3]}"
     assert sum(mismatches for _, _, mismatches in reports) == 0, "a turn saw another's secret"
+
+
+def test_a_store_written_for_the_old_protocol_is_refused_clearly() -> None:
+    class OldStore:
+        def announce(self, target: str, ttl: float = 300.0) -> None: ...
+
+    with pytest.raises(TypeError, match="current_announcement"):
+        establish_webhook(object(), OldStore(), "1", "https://example.com/asana/1")  # type: ignore[arg-type]

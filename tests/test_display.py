@@ -206,6 +206,21 @@ def test_to_dataframe_flattens_resources_and_types_datetimes() -> None:
     assert to_dataframe([]).empty
 
 
+def test_keys_asana_sent_that_the_model_does_not_declare_are_shown_too() -> None:
+    from asana_webhooks._converter import structure
+
+    answer = structure(
+        {"data": {"gid": "9", "is_workspace_webhook": True, "target": "https://x"}},
+        GetWebhook200Response,
+    )
+    assert answer.data is not None
+    assert to_dict(answer.data)["additional_properties"] == {"is_workspace_webhook": True}
+    assert "additional_properties" not in to_dict(webhook()), "only when there are some"
+    assert "<th>is_workspace_webhook</th><td>yes</td>" in answer._repr_html_()
+    frame = to_dataframe([answer.data])
+    assert list(frame["additional_properties.is_workspace_webhook"]) == [True]
+
+
 def test_an_empty_listing_keeps_its_columns_in_frames_and_tables() -> None:
     # An empty workspace: code that selects or converts columns must still run.
     full = to_dataframe([webhook("1")])

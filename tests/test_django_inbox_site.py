@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from asana_webhooks import event_key
 
 TESTS = Path(__file__).parent
@@ -172,3 +174,23 @@ def test_two_workers_on_postgresql_never_handle_an_event_twice(tmp_path: Path) -
     per_process = Counter(pid for pid, _ in lines)
     assert len(per_process) == 2, f"both workers must have handled events: {per_process}"
     assert inbox.stats().handled == len(expected)
+
+
+def test_a_worker_survives_postgresql_dropping_its_connection() -> None:
+    import psycopg
+    from _services import require_postgres
+    from django.db import connections
+    from django_databases import postgres_alias
+    from inbox_servers import _django_inbox
+
+    from asana_webhooks import InboxError
+
+    alias = postgres_alias()
+    inbox = next(_django_inbox(alias, clock=time.time))
+    inbox.store("/asana/1", [{"action": "added", "resource": {"gid": "1"}}])
+    backend_pid = connections[alias].connection.info.backend_pid
+    with psycopg.connect(require_postgres(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+    with pytest.raises(InboxError, match="could not read the stats"):
+        inbox.stats()
+    assert inbox.stats().pending == 1, "the next call must open a new connection"

@@ -114,6 +114,31 @@ FIXTURES: list[tuple[str, type[Any], bytes]] = [
         m.GetWebhook200Response,
         b'{"data": {"gid": "\\u0031", "target": "\\u00e9"}}',
     ),
+    (
+        "unknown keys everywhere",
+        m.GetWebhooks200Response,
+        body_of(
+            {
+                "data": [
+                    {
+                        **full_webhook(i),
+                        "is_workspace_webhook": i % 2 == 0,
+                        "resource": {"gid": "5", "resource_subtype": "default_task", "x": [i]},
+                        "filters": [{"action": "added", "new": {"a": None}}],
+                    }
+                    for i in range(20)
+                ],
+                "next_page": {**NEXT_PAGE, "expires": 1},
+                "sync": "abc",
+            }
+        ),
+    ),
+    (
+        "a key named like the field",
+        m.GetWebhook200Response,
+        body_of({"data": {"gid": "1", "additional_properties": {"a": 1}}}),
+    ),
+    ("unknown keys in a delete", m.EmptyResponse, body_of({"data": {}, "extra": 1})),
     ("byte order mark", m.GetWebhook200Response, b'\xef\xbb\xbf{"data": {"gid": "1"}}'),
     ("utf-16", m.GetWebhook200Response, '{"data": {"gid": "1"}}'.encode("utf-16")),
     ("NaN", m.GetWebhook200Response, b'{"data": {"gid": "1", "delivery_retry_count": NaN}}'),
@@ -165,6 +190,60 @@ def test_the_fast_path_is_taken_for_what_asana_sends() -> None:
     # Otherwise the equality above would hold trivially, by always falling back.
     for name, cls, body in FIXTURES[:3] + FIXTURES[6:8] + FIXTURES[11:13]:
         assert _converter._fast_decode(body, cls) is not None, name
+
+
+def test_unknown_keys_are_kept_on_both_paths_at_every_level() -> None:
+    webhook = {
+        **full_webhook(),
+        "is_workspace_webhook": False,
+        "resource": {"gid": "5", "resource_subtype": "default_task"},
+        "filters": [{"action": "added", "since": "2024"}],
+    }
+    for cls, body in (
+        (m.GetWebhook200Response, body_of({"data": webhook, "sync": "s"})),
+        (m.GetWebhooks200Response, body_of({"data": [webhook] * 20, "sync": "s"})),
+    ):
+        for fast in (True, False):
+            decoded = decode(body, cls, fast=fast)
+            one = decoded.data[7] if isinstance(decoded.data, list) else decoded.data
+            assert one is not None
+            where = f"{cls.__name__}, fast={fast}"
+            assert dict(decoded.additional_properties) == {"sync": "s"}, where
+            assert dict(one.additional_properties) == {"is_workspace_webhook": False}, where
+            assert one.resource is not None and one.filters is not None
+            assert dict(one.resource.additional_properties) == {"resource_subtype": "default_task"}
+            assert dict(one.filters[0].additional_properties) == {"since": "2024"}, where
+            with pytest.raises(TypeError):
+                one.additional_properties["is_workspace_webhook"] = True  # type: ignore[index]
+
+
+def test_the_fast_path_still_decodes_bodies_without_unknown_keys_itself() -> None:
+    # Checking for unknown keys must not send every body to cattrs.
+    body = body_of({"data": [full_webhook(i) for i in range(100)], "next_page": NEXT_PAGE})
+    assert _converter._fast_decode(body, m.GetWebhooks200Response) is not None
+
+
+def test_a_key_asana_adds_to_every_webhook_is_learned_and_read_on_the_fast_path() -> None:
+    # msgspec drops undeclared keys; the key check learns each one it meets, once, so a
+    # page where every webhook has it still decodes on the fast path, keeping it.
+    key = "added_by_a_newer_asana"
+    body = body_of({"data": [{**full_webhook(i), key: i} for i in range(30)]})
+    for _ in range(2):
+        page = _converter._fast_decode(body, m.GetWebhooks200Response)
+        assert page is not None, "a page with a new key went to cattrs"
+        assert [dict(w.additional_properties) for w in page.data] == [{key: i} for i in range(30)]
+    learned = _converter._KEY_CHECKS[m.GetWebhooks200Response].learned
+    assert key in learned[m.WebhookResponse], learned
+    # A body without it after all: nothing is handed to the models.
+    again = _converter._fast_decode(body_of({"data": [full_webhook()]}), m.GetWebhooks200Response)
+    assert again is not None and dict(again.data[0].additional_properties) == {}
+
+
+def test_a_key_the_check_cannot_learn_goes_to_cattrs_and_is_kept() -> None:
+    body = body_of({"data": {"gid": "1", "two\nlines": True}})  # not on one line of a message
+    assert _converter._fast_decode(body, m.GetWebhook200Response) is None
+    webhook = decode(body, m.GetWebhook200Response, fast=True).data
+    assert webhook is not None and dict(webhook.additional_properties) == {"two\nlines": True}
 
 
 # --- property-based: generated payloads, valid and not --------------------------------

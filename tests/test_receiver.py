@@ -247,10 +247,9 @@ def test_a_bad_signature_is_unauthorized_and_not_dispatched(
 def test_the_signature_is_checked_before_the_body_is_parsed(
     receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def must_not_parse(body: bytes) -> tuple[list[Any], list[Event]]:
+    def must_not_parse(body: bytes) -> tuple[list[object], list[Event]]:
         raise AssertionError("parsed an unverified body")
 
-    # The receiver parses with parse_events_raw (the inbox keeps the raw events).
     monkeypatch.setattr(receiver_module, "parse_events_raw", must_not_parse)
     answer = receiver.handle(PATH, signed(b"not json", "wrong"), b"not json")
     assert answer.status == 401

@@ -417,3 +417,30 @@ def test_event_key_is_the_same_for_both_channels_and_for_typed_events() -> None:
     other_value = webhook_event(1)
     other_value["change"]["new_value"]["gid"] = "9003"
     assert event_key(other_value) != event_key(webhook_event(1)), "a different assignee"
+
+
+def test_a_429_after_some_answers_keeps_what_was_stored_and_says_so(
+    client: ApiClient, inbox: MemoryInbox, clock: Clock, stream: Stream
+) -> None:
+    reconciler = make(client, inbox, clock)
+    reconciler.run_once()
+    stream.add(PROJECT, [polled_event(n) for n in range(150)])
+    real = stream.__call__
+    answered = []
+
+    def second_answer_limited(request: Request) -> Response:
+        answered.append(request)
+        if len(answered) == 2:
+            return _json(429, {"errors": [{"message": "slow down"}]}, {"Retry-After": "30"})
+        return real(request)
+
+    limited = Reconciler(
+        ApiClient(client.configuration, MockTransport(second_answer_limited)),
+        inbox,
+        [PROJECT],
+        clock=clock,
+    )
+    result = limited.run_once()[PROJECT]
+    assert (result.rate_limited, result.recovered, result.retry_after) == (True, 100, 30.0)
+    clock.now += 31
+    assert limited.run_once()[PROJECT].recovered == 50, "it goes on from the stored token"

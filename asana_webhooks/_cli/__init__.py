@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, TextIO
 
 from asana_webhooks._cli._common import (
     ENVIRONMENT_HELP,
@@ -33,6 +33,7 @@ from asana_webhooks._cli._common import (
     api_host,
     describe_connection_error,
     log_to,
+    logging_restored,
     print_error,
 )
 from asana_webhooks._cli.webhooks import parse_filter
@@ -71,6 +72,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out, err = sys.stdout, sys.stderr
     args = build_parser().parse_args(argv)
     args.verbose = getattr(args, "verbose", 0) + args.verbose_before
+    with logging_restored():
+        log_to(err, args.verbose)
+        return _run(args, out, err)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._errors import (
         ApiConnectionError,
         AsanaError,
@@ -78,7 +85,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         UnauthorizedError,
     )
 
-    log_to(err, args.verbose)
     try:
         status: int = args.run(args, out, err)
         return status
@@ -108,3 +114,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
+    except Exception as exc:
+        # A failure nobody foresaw (a store's database error mid-way, a bug): still one
+        # line. With -vv, the traceback too, for a bug report.
+        if args.verbose > 1:
+            raise
+        where = "the secret store failed" if _is_store_error(exc) else "unexpected error"
+        print_error(err, f"{where}: {type(exc).__name__}: {exc} (-vv shows where)")
+        return EXIT_FAILED
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    return type(exc).__module__ in ("sqlite3", "django.db.utils") or "redis" in type(exc).__module__

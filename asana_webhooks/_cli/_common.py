@@ -212,6 +212,21 @@ def log_to(
     _installed_handler = handler
 
 
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Undo what ``log_to`` did once the command is over (``main`` may run in a host process)."""
+    global _installed_handler
+    library_logger = logging.getLogger("asana_webhooks")
+    level = library_logger.level
+    try:
+        yield
+    finally:
+        if _installed_handler is not None:
+            library_logger.removeHandler(_installed_handler)
+            _installed_handler = None
+        library_logger.setLevel(level)
+
+
 # --- the API -----------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 import attrs
 
@@ -25,6 +25,7 @@ from asana_webhooks._cli._common import (
     stop_on_signals,
 )
 from asana_webhooks._cli.inbox import add_inbox_option
+from asana_webhooks._http_server import DEFAULT_MAX_CONNECTIONS, REQUEST_TIMEOUT
 
 if TYPE_CHECKING:
     from asana_webhooks._cli._common import Commands
@@ -80,7 +81,13 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     log_to(err, args.verbose, prefix=f"{PROG} serve", quiet_level=logging.WARNING)
     flag = StopFlag()
     try:
-        server = ReceiverServer(app, host=bind, port=args.port).start()
+        server = ReceiverServer(
+            app,
+            host=bind,
+            port=args.port,
+            request_timeout=args.request_timeout,
+            max_connections=_connection_cap(args.max_connections, note),
+        ).start()
     except OSError as exc:
         raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
@@ -162,6 +169,22 @@ class _Watch:
         self.api.api_client.close()
 
 
+def _connection_cap(wanted: int, note: Callable[[str], None]) -> int:
+    """``wanted``, or fewer when the process may not open that many files."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return wanted
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Leave room for the listener, the store's files, the log and the interpreter's own.
+    usable = soft - 32 if soft != resource.RLIM_INFINITY else wanted
+    if usable < wanted:
+        cap = max(1, usable)
+        note(f"--max-connections {wanted} is over what this process may open; using {cap}")
+        return cap
+    return wanted
+
+
 def _bind_address(args: argparse.Namespace, err: TextIO) -> str:
     if args.host is not None:
         if args.bind is not None:
@@ -169,6 +192,16 @@ def _bind_address(args: argparse.Namespace, err: TextIO) -> str:
         err.write(f"{PROG} serve: --host is deprecated here; use --bind {args.host}\n")
         return str(args.host)
     return str(args.bind or "127.0.0.1")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def register(commands: Commands) -> None:
@@ -198,6 +231,20 @@ def register(commands: Commands) -> None:
     # Before --bind, serve's --host meant the address to listen on, while every other
     # command's --host is the API's URL; kept working, with a warning.
     serve.add_argument("--host", help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections open at once; more are answered 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=seconds,
+        default=REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time a client has to send its whole request (default {REQUEST_TIMEOUT:g})",
+    )
     serve.add_argument(
         "--accept-unannounced-handshakes",
         action="store_true",

@@ -16,7 +16,6 @@ from asana_webhooks._cli._common import (
     UsageError,
     api_options,
     gid,
-    make_api,
     open_secret_store,
     opened_api,
     page_size,
@@ -160,11 +159,8 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_get(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    api = make_api(args)
-    try:
+    with opened_api(args) as api:
         webhook = api.get_webhook(args.gid).data
-    finally:
-        api.api_client.close()
     _show(out, webhook, args.json)
     return EXIT_OK
 
@@ -261,23 +257,17 @@ def cmd_update(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.filter and args.no_filters:
         raise UsageError("--filter and --no-filters cannot be used together")
     filters = [parse_filter(text) for text in args.filter]
-    api = make_api(args)
-    try:
+    with opened_api(args) as api:
         webhook = api.update_webhook(
             args.gid, UpdateWebhookRequest(data=WebhookUpdateRequest(filters=filters))
         ).data
-    finally:
-        api.api_client.close()
     _show(out, webhook, args.json)
     return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    api = make_api(args)
-    try:
+    with opened_api(args) as api:
         api.delete_webhook(args.gid)
-    finally:
-        api.api_client.close()
     if args.json:
         print_json(out, {"deleted": args.gid})
     else:

@@ -385,12 +385,19 @@ class Deliveries:
         done: list[Delivery] = []
         with self._schedule_lock:
             end = self._clock() + datetime.timedelta(seconds=seconds)
+            stuck_at: Optional[datetime.datetime] = None
             while True:
                 due = self.next_due()
                 if due is None or due > end:
                     break
+                if due == stuck_at:
+                    # Every due step moves its webhook's next moment on; if one did not, say
+                    # so rather than spin forever.
+                    raise RuntimeError(f"FakeAsana: nothing moved on at the due moment {due}")
                 self._clock.advance_to(due)
-                done.extend(self.run_due())
+                step = self.run_due()
+                stuck_at = due if not step else None
+                done.extend(step)
             self._clock.advance_to(end)
             done.extend(self.run_due())
         return done

@@ -91,10 +91,6 @@ class DjangoInbox:
 
         db = self._db()
         connection = connections[db]
-        if not connection.in_atomic_block:
-            # Outside a request nothing else does this: a worker's connection that broke
-            # (database restarted) or outlived CONN_MAX_AGE is replaced, not reused forever.
-            connection.close_if_unusable_or_obsolete()
         try:
             with transaction.atomic(using=db):
                 if connection.vendor == "sqlite":
@@ -108,6 +104,8 @@ class DjangoInbox:
                         )
                 yield db
         except DatabaseError as exc:
+            # A connection that broke (the database restarted) cannot roll back, and Django's
+            # atomic() closes it then: the next call, a worker's retry say, opens a new one.
             raise InboxError(
                 f"Django inbox (database {db!r}) could not {doing}: {type(exc).__name__}: {exc}"
             ) from exc
