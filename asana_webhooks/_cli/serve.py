@@ -89,6 +89,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_connections=_connection_cap(args.max_connections, note),
         ).start()
     except OSError as exc:
+        if watch is not None:
+            watch.stop()
         raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
         with stop_on_signals(flag):
