@@ -87,6 +87,23 @@ from asana_webhooks._secrets import (
     target_key,
 )
 
+# --- declared webhooks, repair and health (issue 16) ---
+# isort: split
+from asana_webhooks._declared import (
+    DeclarationError,
+    DeclaredWebhook,
+    load_declared,
+    parse_declared,
+)
+from asana_webhooks._ensure import (
+    EnsureError,
+    EnsureResult,
+    PlannedChange,
+    ensure_webhooks,
+)
+from asana_webhooks._health import HealthMetrics, WebhookHealth, webhook_health
+from asana_webhooks._secrets import Contact, RecordsContact, SupportsLocks
+
 # --- the inbox and workers (issue 14) ---
 # isort: split
 from asana_webhooks._handoff import HandOff, sweep
@@ -204,6 +221,21 @@ __all__ = [
     "establish_webhook",
     "parse_events",
     "target_key",
+    # declared webhooks, repair and health
+    "Contact",
+    "DeclarationError",
+    "DeclaredWebhook",
+    "EnsureError",
+    "EnsureResult",
+    "HealthMetrics",
+    "PlannedChange",
+    "RecordsContact",
+    "SupportsLocks",
+    "WebhookHealth",
+    "ensure_webhooks",
+    "load_declared",
+    "parse_declared",
+    "webhook_health",
     # the inbox and workers
     "DEFAULT_DEDUPE_WINDOW",
     "Claim",

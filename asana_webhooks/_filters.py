@@ -73,6 +73,16 @@ OTHER_RESOURCE_TYPES = frozenset(
 
 RESOURCE_TYPES = frozenset(DOCUMENTED_ACTIONS) | OTHER_RESOURCE_TYPES
 
+#: Resource types whose webhooks must have filters ("higher-level resources require filters").
+HIGHER_LEVEL_TYPES = frozenset({"workspace", "team", "portfolio"})
+#: On those webhooks only these events pass (task and story events do not propagate that
+#: high), and no filter may name ``fields``.
+HIGHER_LEVEL_ACTIONS: dict[str, tuple[str, ...]] = {
+    "project": ("added", "changed", "deleted", "removed", "undeleted"),
+    "team_membership": ("added", "removed"),
+    "workspace_membership": ("added", "removed"),
+}
+
 FILTER_FORM = "TYPE[/SUBTYPE][:ACTION[:FIELD,FIELD...]]"
 _EXAMPLES = "for example task:changed:name,due_on, story:added or :deleted"
 
@@ -147,9 +157,15 @@ def _not_a_name(what: str, value: str) -> str:
     return f"{what} {value!r} is not a name (lower-case letters, digits and '_')"
 
 
-def check_filter(item: WebhookFilter) -> None:
-    """Raise ``InvalidFilterError`` unless ``item`` is a filter Asana can match."""
+def check_filter(item: WebhookFilter, *, higher_level: bool = False) -> None:
+    """Raise ``InvalidFilterError`` unless ``item`` is a filter Asana can match.
+
+    ``higher_level``: the webhook is on a workspace, team or portfolio, where Asana allows
+    only project, team membership and workspace membership events, and no ``fields``.
+    """
     resource_type, action = item.resource_type, item.action
+    if higher_level:
+        _check_higher_level(item)
     if resource_type is None and action is None and item.resource_subtype is None:
         raise InvalidFilterError(f"a filter must name a type or an action ({_EXAMPLES})")
     if item.resource_subtype is not None and resource_type is None:
@@ -174,6 +190,24 @@ def check_filter(item: WebhookFilter) -> None:
     if item.fields and action != "changed":
         raise InvalidFilterError(
             "fields can only be named with the action 'changed', as in task:changed:name,due_on"
+        )
+
+
+def _check_higher_level(item: WebhookFilter) -> None:
+    allowed = HIGHER_LEVEL_ACTIONS.get(item.resource_type or "")
+    if allowed is None:
+        raise InvalidFilterError(
+            f"resource type {item.resource_type!r} cannot be filtered on a workspace, team or "
+            f"portfolio webhook; expected one of {', '.join(sorted(HIGHER_LEVEL_ACTIONS))}"
+        )
+    if item.action is not None and item.action not in allowed:
+        raise InvalidFilterError(
+            f"a workspace, team or portfolio webhook gets no {item.action!r} events for "
+            f"{item.resource_type}; its actions are {', '.join(allowed)}"
+        )
+    if item.fields:
+        raise InvalidFilterError(
+            "fields are not supported on workspace, team or portfolio webhooks"
         )
 
 

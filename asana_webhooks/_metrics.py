@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 if TYPE_CHECKING:
+    from asana_webhooks._health import HealthMetrics
     from asana_webhooks._inbox import Inbox, InboxStats
 
 logger = logging.getLogger("asana_webhooks")
@@ -83,9 +84,27 @@ _INBOX_COUNTERS = (
 
 
 def _families(
-    receiver: Optional[ReceiverMetrics], stats: Optional[InboxStats]
+    receiver: Optional[ReceiverMetrics],
+    stats: Optional[InboxStats],
+    health: Optional[HealthMetrics] = None,
 ) -> Iterator[tuple[str, str, str, list[tuple[dict[str, str], float]]]]:
     """(name, type, help, [(labels, value)]) for every metric, names without ``_total``."""
+    checked = health.snapshot() if health is not None else None
+    if checked is not None:
+        counts, checked_at = checked
+        yield (
+            _PREFIX + "webhooks",
+            "gauge",
+            "Webhooks in each health state (ok, failing, silent, missing, drifted) at the "
+            "last webhook_health run.",
+            [({"state": state}, float(count)) for state, count in counts.items()],
+        )
+        yield (
+            _PREFIX + "health_checked_timestamp_seconds",
+            "gauge",
+            "When webhook_health last ran (Unix time).",
+            [({}, checked_at)],
+        )
     if receiver is not None:
         snapshot = receiver.snapshot()
         for name, help_text in _RECEIVER_COUNTERS:
@@ -106,11 +125,14 @@ def _families(
 
 
 def prometheus_text(
-    receiver: Optional[ReceiverMetrics] = None, inbox: Optional[Inbox] = None
+    receiver: Optional[ReceiverMetrics] = None,
+    inbox: Optional[Inbox] = None,
+    health: Optional[HealthMetrics] = None,
 ) -> bytes:
-    """The metrics in the Prometheus text format (``inbox.stats()`` is read once)."""
+    """The metrics in the Prometheus text format (``inbox.stats()`` is read once), with the
+    webhook health gauges of ``health`` once ``webhook_health`` has fed it."""
     stats = inbox.stats() if inbox is not None else None
-    families = list(_families(receiver, stats))
+    families = list(_families(receiver, stats, health))
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
@@ -167,6 +189,7 @@ def metrics_app(
     inbox: Optional[Inbox] = None,
     *,
     path: str = "/metrics",
+    health: Optional[HealthMetrics] = None,
 ) -> WSGIApp:
     """``app`` with ``GET path`` answered by the metrics (a POST there still reaches ``app``)."""
 
@@ -174,7 +197,7 @@ def metrics_app(
         if environ.get("PATH_INFO") != path or environ.get("REQUEST_METHOD") != "GET":
             return app(environ, start_response)
         try:
-            body = prometheus_text(receiver, inbox)
+            body = prometheus_text(receiver, inbox, health)
         except Exception:
             logger.exception("Could not read the inbox's stats for /metrics")
             body, status = b"could not read the inbox's stats\n", "503 Service Unavailable"

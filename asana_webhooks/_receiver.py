@@ -8,6 +8,8 @@ to answer with. The Flask and Django adapters in ``asana_webhooks.contrib`` only
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Callable, Mapping, Optional, Sequence
 
 import attrs
@@ -15,7 +17,7 @@ import attrs
 from asana_webhooks._events import Event, InvalidPayloadError, parse_events_raw
 from asana_webhooks._inbox import Inbox
 from asana_webhooks._metrics import ReceiverMetrics
-from asana_webhooks._secrets import SecretStore, target_key
+from asana_webhooks._secrets import RecordsContact, SecretStore, target_key
 from asana_webhooks._signature import verify_signature
 
 logger = logging.getLogger("asana_webhooks")
@@ -32,6 +34,10 @@ HandshakeHandler = Callable[[str], None]
 #: ``on_stored(target, ids)``: told, after a delivery's new events were stored in the inbox,
 #: their ids; a task-queue hand-off enqueues them. Raising does not change the answer.
 StoredHandler = Callable[[str, Sequence[str]], None]
+
+#: At most one record of a delivery per target per this many seconds, per receiver: the
+#: watchdog needs hours of precision, and the hot path stays one store write lighter.
+DEFAULT_CONTACT_INTERVAL = 60.0
 
 _HOOK_SECRET = "x-hook-secret"  # noqa: S105  (a header name)
 _HOOK_SIGNATURE = "x-hook-signature"
@@ -85,6 +91,10 @@ class WebhookReceiver:
       is 503, so that Asana delivers again; never a 200 for events not stored. After a
       store that added events, ``on_stored(target, ids)`` is called (a task-queue hand-off).
     * A body over ``max_body_bytes`` is 413; a method other than POST is 405.
+    * If the store keeps a record of contact (``RecordsContact``: every store here does), each
+      verified heartbeat is recorded, and accepted deliveries at most once per target per
+      ``contact_interval`` seconds; ``webhook_health`` reads it to tell a silent webhook. A
+      record that fails is logged and changes no answer.
 
     Secrets and signatures are never logged. The receiver keeps no state of its own but its
     counters (``metrics``): run one per process over a store (and inbox) they share.
@@ -100,6 +110,7 @@ class WebhookReceiver:
         on_handshake: Optional[HandshakeHandler] = None,
         inbox: Optional[Inbox] = None,
         on_stored: Optional[StoredHandler] = None,
+        contact_interval: float = DEFAULT_CONTACT_INTERVAL,
     ) -> None:
         if max_body_bytes < 0:
             raise ValueError(f"max_body_bytes must not be negative, got {max_body_bytes!r}")
@@ -118,6 +129,9 @@ class WebhookReceiver:
         self.inbox = inbox
         self.on_stored = on_stored
         self.metrics = ReceiverMetrics()
+        self.contact_interval = float(contact_interval)
+        self._contact_lock = threading.Lock()
+        self._delivery_recorded: dict[str, float] = {}  # target key -> monotonic time
 
     def __repr__(self) -> str:
         inbox = f"inbox={self.inbox!r}, " if self.inbox is not None else ""
@@ -231,9 +245,14 @@ class WebhookReceiver:
         if not events:
             logger.debug("Heartbeat for %s", key)
             self.metrics.count("heartbeats")
+            self._record_contact(key, heartbeat=True)
             return _plain(200, "ok")
         if self.inbox is not None:
-            return self._store(key, raw_events)
+            answer = self._store(key, raw_events)
+            if answer.status == 200:
+                self._record_contact(key, heartbeat=False)
+            return answer
+        self._record_contact(key, heartbeat=False)
         if self.on_events is None:
             logger.warning(
                 "Dropped %d events for %s: the receiver has no on_events", len(events), key
@@ -251,6 +270,27 @@ class WebhookReceiver:
             )
         self.metrics.accepted(len(events))
         return _plain(200, "ok")
+
+    def _record_contact(self, key: str, *, heartbeat: bool) -> None:
+        store = self.secret_store
+        if not isinstance(store, RecordsContact):
+            return
+        if not heartbeat:
+            now = time.monotonic()
+            with self._contact_lock:
+                last = self._delivery_recorded.get(key)
+                if last is not None and now - last < self.contact_interval:
+                    return
+                self._delivery_recorded[key] = now
+        try:
+            store.record_contact(key, heartbeat=heartbeat, at=time.time())
+        except Exception:
+            # Only the watchdog's record: the delivery itself went well.
+            logger.exception("Could not record the %s for %s",
+                             "heartbeat" if heartbeat else "delivery", key)  # fmt: skip
+            if not heartbeat:
+                with self._contact_lock:
+                    self._delivery_recorded.pop(key, None)  # try again next delivery
 
     def _store(self, key: str, raw_events: Sequence[object]) -> ReceiverResponse:
         assert self.inbox is not None

@@ -27,6 +27,8 @@ import uuid
 from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
 from urllib.parse import quote, urlsplit
 
+import attrs
+
 logger = logging.getLogger("asana_webhooks")
 
 #: How long an announcement admits a handshake, in seconds. Asana sends the handshake while
@@ -151,6 +153,50 @@ class SecretStore(Protocol):
         ...
 
 
+@attrs.frozen
+class Contact:
+    """When a target last heard from Asana, as the receiver recorded it (Unix times)."""
+
+    last_heartbeat: Optional[float] = None
+    last_delivery: Optional[float] = None
+
+    @property
+    def last(self) -> Optional[float]:
+        """The later of the two, or None if the target never heard from Asana."""
+        times = [t for t in (self.last_heartbeat, self.last_delivery) if t is not None]
+        return max(times) if times else None
+
+
+@runtime_checkable
+class RecordsContact(Protocol):
+    """A secret store that keeps the receiver's record of heartbeats and deliveries.
+
+    Every store in this library does; ``WebhookReceiver`` writes to it, ``webhook_health``
+    and ``ensure_webhooks`` read it. Times are Unix times; a store keeps the latest of each.
+    """
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None: ...
+
+    def last_contact(self, target: str) -> Contact: ...
+
+
+@runtime_checkable
+class SupportsLocks(Protocol):
+    """A secret store that can hold a short named lock, across processes, with an expiry.
+
+    ``acquire_lock`` returns a token if the lock was free (or its holder's ``ttl`` ran out),
+    else None, at once; ``renew_lock`` gives the holder ``ttl`` more seconds and says whether
+    the token still held it; ``release_lock`` lets go only if the token still holds it.
+    ``ensure_webhooks`` serialises its runs with it. Every store in this library has one.
+    """
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]: ...
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool: ...
+
+    def release_lock(self, name: str, token: str) -> None: ...
+
+
 def _check_ttl(ttl: float) -> float:
     if not ttl > 0:
         raise ValueError(f"announcement ttl must be positive seconds, got {ttl!r}")
@@ -160,6 +206,14 @@ def _check_ttl(ttl: float) -> float:
 def new_announcement_id() -> str:
     """A fresh announcement id: random, so ids never repeat across stores or restarts."""
     return uuid.uuid4().hex
+
+
+def _check_lock(name: str, ttl: float) -> float:
+    if not name:
+        raise ValueError("a lock needs a name")
+    if not ttl > 0:
+        raise ValueError(f"lock ttl must be positive seconds, got {ttl!r}")
+    return float(ttl)
 
 
 class _Announcement:
@@ -186,6 +240,8 @@ class MemorySecretStore:
         # target -> its announcements, oldest first; id -> announcement
         self._queues: dict[str, list[_Announcement]] = {}
         self._announcements: dict[str, _Announcement] = {}
+        self._locks: dict[str, tuple[str, float]] = {}  # name -> (token, expires_at)
+        self._contacts: dict[str, tuple[Optional[float], Optional[float]]] = {}
 
     def __repr__(self) -> str:
         return f"MemorySecretStore(<{len(self._secrets)} secrets>)"
@@ -243,6 +299,55 @@ class MemorySecretStore:
             self._secrets[key] = secret
             return True
 
+    # --- the ensure lock and the receiver's record of contact ------------------------------
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds; its token, or None if another holds it."""
+        ttl = _check_lock(name, ttl)
+        with self._lock:
+            now = self._clock()
+            held = self._locks.get(name)
+            if held is not None and held[1] > now:
+                return None
+            token = uuid.uuid4().hex
+            self._locks[name] = (token, now + ttl)
+            return token
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        ttl = _check_lock(name, ttl)
+        with self._lock:
+            now = self._clock()
+            held = self._locks.get(name)
+            if held is None or held[0] != token or held[1] <= now:
+                return False
+            self._locks[name] = (token, now + ttl)
+            return True
+
+    def release_lock(self, name: str, token: str) -> None:
+        """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
+        with self._lock:
+            held = self._locks.get(name)
+            if held is not None and held[0] == token:
+                del self._locks[name]
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None:
+        """Note that ``target`` heard from Asana at ``at`` (a heartbeat, or a delivery)."""
+        key = target_key(target)
+        with self._lock:
+            beat, delivery = self._contacts.get(key, (None, None))
+            if heartbeat:
+                beat = at if beat is None else max(beat, at)
+            else:
+                delivery = at if delivery is None else max(delivery, at)
+            self._contacts[key] = (beat, delivery)
+
+    def last_contact(self, target: str) -> Contact:
+        """When ``target`` last had a heartbeat and a delivery (None where never)."""
+        with self._lock:
+            beat, delivery = self._contacts.get(target_key(target), (None, None))
+        return Contact(last_heartbeat=beat, last_delivery=delivery)
+
     def withdraw_announcement(self, target: str, announcement: str) -> Optional[str]:
         key = target_key(target)
         with self._lock:
@@ -272,6 +377,16 @@ CREATE TABLE IF NOT EXISTS webhook_announcement_queue (
 );
 CREATE INDEX IF NOT EXISTS webhook_announcement_queue_target
     ON webhook_announcement_queue (target, seq);
+CREATE TABLE IF NOT EXISTS webhook_locks (
+    name TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_contacts (
+    target TEXT PRIMARY KEY,
+    last_heartbeat REAL,
+    last_delivery REAL
+);
 """
 # (Versions before announcements had ids kept them in "webhook_announcements", keyed by
 # target; that table is left alone so that an older process sharing the file fails no worse.)
@@ -575,6 +690,64 @@ class SQLiteSecretStore:
                 (announcement, key),
             )
         return None if row is None or row[0] is None else str(row[0])
+
+    # --- the ensure lock and the receiver's record of contact ------------------------------
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds; its token, or None if another holds it.
+
+        One ``BEGIN IMMEDIATE`` transaction: processes sharing the file take turns, and an
+        expired lock (its holder died) is taken over in the same step.
+        """
+        ttl = _check_lock(name, ttl)
+        token = uuid.uuid4().hex
+        with self._transaction(write=True) as db:
+            now = self._clock()
+            db.execute("DELETE FROM webhook_locks WHERE name = ? AND expires_at <= ?", (name, now))
+            taken = db.execute(
+                "INSERT OR IGNORE INTO webhook_locks (name, token, expires_at) VALUES (?, ?, ?)",
+                (name, token, now + ttl),
+            )
+            return token if taken.rowcount == 1 else None
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        ttl = _check_lock(name, ttl)
+        with self._transaction(write=True) as db:
+            now = self._clock()
+            renewed = db.execute(
+                "UPDATE webhook_locks SET expires_at = ? "
+                "WHERE name = ? AND token = ? AND expires_at > ?",
+                (now + ttl, name, token, now),
+            )
+            return renewed.rowcount == 1
+
+    def release_lock(self, name: str, token: str) -> None:
+        """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
+        with self._transaction(write=True) as db:
+            db.execute("DELETE FROM webhook_locks WHERE name = ? AND token = ?", (name, token))
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None:
+        """Note that ``target`` heard from Asana at ``at`` (a heartbeat, or a delivery)."""
+        column = "last_heartbeat" if heartbeat else "last_delivery"
+        with self._transaction(write=True) as db:
+            db.execute(
+                f"INSERT INTO webhook_contacts (target, {column}) VALUES (?, ?) "  # noqa: S608
+                f"ON CONFLICT (target) DO UPDATE SET {column} = "
+                f"max(coalesce({column}, excluded.{column}), excluded.{column})",
+                (target_key(target), float(at)),
+            )
+
+    def last_contact(self, target: str) -> Contact:
+        """When ``target`` last had a heartbeat and a delivery (None where never)."""
+        with self._transaction(write=False) as db:
+            row = db.execute(
+                "SELECT last_heartbeat, last_delivery FROM webhook_contacts WHERE target = ?",
+                (target_key(target),),
+            ).fetchone()
+        if row is None:
+            return Contact()
+        return Contact(last_heartbeat=row[0], last_delivery=row[1])
 
 
 class _Missing(Exception):

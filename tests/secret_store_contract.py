@@ -17,7 +17,14 @@ from typing import Any, Callable
 
 import pytest
 
-from asana_webhooks import MemorySecretStore, SecretStore, SQLiteSecretStore
+from asana_webhooks import (
+    Contact,
+    MemorySecretStore,
+    RecordsContact,
+    SecretStore,
+    SQLiteSecretStore,
+    SupportsLocks,
+)
 
 SECRET = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
 OTHER = "0f" * 32
@@ -42,10 +49,15 @@ def _django_store(alias: str) -> Iterator[SecretStore]:
     from django.db import connections
 
     from asana_webhooks.contrib.django import DjangoSecretStore
-    from asana_webhooks.contrib.django.models import WebhookAnnouncement, WebhookSecret
+    from asana_webhooks.contrib.django.models import (
+        WebhookAnnouncement,
+        WebhookContact,
+        WebhookLock,
+        WebhookSecret,
+    )
 
-    WebhookSecret.objects.using(alias).all().delete()
-    WebhookAnnouncement.objects.using(alias).all().delete()
+    for model in (WebhookSecret, WebhookAnnouncement, WebhookLock, WebhookContact):
+        model.objects.using(alias).all().delete()
     yield DjangoSecretStore(using=alias)
     connections[alias].close()
 
@@ -387,3 +399,89 @@ def test_simultaneous_announcements_see_one_current(store: SecretStore) -> None:
 
         firsts = run_threads(store, 8, announce_and_look)
         assert sum(firsts) <= 1, f"round {round_}: {sum(firsts)} announcements saw themselves first"
+
+
+# --- the ensure lock (issue #16) -------------------------------------------------------------
+
+
+def test_the_store_holds_locks_and_records_contact(store: SecretStore) -> None:
+    assert isinstance(store, SupportsLocks), "ensure_webhooks could not serialise its runs"
+    assert isinstance(store, RecordsContact), "the receiver could not record heartbeats"
+
+
+def test_a_lock_is_held_by_one_holder_until_released(store: Any) -> None:
+    token = store.acquire_lock("ensure", 60)
+    assert token is not None, "a free lock was refused"
+    assert store.acquire_lock("ensure", 60) is None, "a held lock was handed out twice"
+    assert store.acquire_lock("other", 60) is not None, "locks of other names must not block"
+    store.release_lock("ensure", token)
+    again = store.acquire_lock("ensure", 60)
+    assert again is not None and again != token, "a released lock must be free, with a new token"
+
+
+def test_a_lock_whose_holder_died_expires(store: Any) -> None:
+    dead = store.acquire_lock("ensure", SHORT)
+    assert dead is not None
+    assert store.acquire_lock("ensure", 60) is None
+    time.sleep(SHORT + 0.2)
+    taken = store.acquire_lock("ensure", 60)
+    assert taken is not None, "an expired lock was never free again"
+    store.release_lock("ensure", dead)  # the late holder's release must not free it
+    assert store.acquire_lock("ensure", 60) is None, "a stale token released another's lock"
+    store.release_lock("ensure", taken)
+    assert store.acquire_lock("ensure", 60) is not None
+
+
+def test_a_renewed_lock_outlives_its_first_ttl_and_a_lost_one_cannot_be_renewed(
+    store: Any,
+) -> None:
+    token = store.acquire_lock("ensure", SHORT)
+    time.sleep(SHORT / 2)
+    assert store.renew_lock("ensure", token, 60) is True, "the holder could not renew"
+    time.sleep(SHORT / 2 + 0.2)
+    assert store.acquire_lock("ensure", 60) is None, "a renewed lock expired at its first ttl"
+    assert store.renew_lock("ensure", "not-the-token", 60) is False
+    store.release_lock("ensure", token)
+    lapsed = store.acquire_lock("ensure", SHORT)
+    time.sleep(SHORT + 0.2)
+    assert store.renew_lock("ensure", lapsed, 60) is False, "an expired lock was renewed"
+    assert store.acquire_lock("ensure", 60) is not None
+
+
+def test_a_bad_lock_ttl_or_name_is_refused(store: Any) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        store.acquire_lock("ensure", 0)
+    with pytest.raises(ValueError, match="name"):
+        store.acquire_lock("", 60)
+
+
+def test_concurrent_callers_get_one_lock(store: Any) -> None:
+    for round_ in range(5):
+        tokens = run_threads(store, 8, lambda n, r=round_: store.acquire_lock(f"race{r}", 60))
+        held = [token for token in tokens if token is not None]
+        assert len(held) == 1, f"round {round_}: {len(held)} callers got the lock at once"
+
+
+# --- the receiver's record of contact (issue #16) ----------------------------------------------
+
+
+def test_contact_is_unknown_until_recorded(store: Any) -> None:
+    assert store.last_contact(TARGET) == Contact()
+    assert store.last_contact(TARGET).last is None
+
+
+def test_heartbeats_and_deliveries_are_recorded_apart_and_keep_the_latest(store: Any) -> None:
+    store.record_contact(TARGET, heartbeat=True, at=1000.5)
+    store.record_contact(TARGET, heartbeat=False, at=2000.25)
+    store.record_contact(TARGET, heartbeat=True, at=900.0)  # late news from another server
+    contact = store.last_contact("/asana/webhooks/1201?team=a")  # the same target, as a path
+    assert contact == Contact(last_heartbeat=1000.5, last_delivery=2000.25)
+    assert contact.last == 2000.25
+    store.record_contact(TARGET, heartbeat=True, at=3000.0)
+    assert store.last_contact(TARGET).last_heartbeat == 3000.0
+    assert store.last_contact("/asana/webhooks/other") == Contact(), "targets must not mix"
+
+
+def test_concurrent_records_keep_the_latest(store: Any) -> None:
+    run_threads(store, 8, lambda n: store.record_contact(TARGET, heartbeat=False, at=100.0 + n))
+    assert store.last_contact(TARGET).last_delivery == 107.0

@@ -18,12 +18,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 from asana_webhooks import WebhookFilter, WebhookResponse
-from asana_webhooks._cli import UsageError, health_problems, main, parse_filter
+from asana_webhooks._cli import UsageError, main, parse_filter
+from asana_webhooks._health import judge_webhook
 from asana_webhooks.testing import FakeAsana, make_event
 from tests._cli_helpers import COMMAND, Process, Result, assert_one_clean_line, run_process
 
@@ -362,17 +363,18 @@ def test_health_reports_a_failing_webhook_and_when_it_will_be_deleted(
 
     assert table.status == 3, f"needs attention is exit 3: {table!r}"
     assert failing in table.out and healthy not in table.out, table
-    assert "failing, deletion due" in table.out
+    assert f"{failing} (failing): deliveries are failing" in table.out
     assert "2 retries so far" in table.out
-    assert re.search(r"Asana deletes it in 23h 5\dm", table.out), table
+    assert re.search(r"Asana deletes it at [-\d]+ [:\d]+ UTC \(in 23h 5\dm\)", table.out), table
     assert table.out.splitlines()[-1] == "1 of 2 webhooks need attention"
     assert as_json.status == 3, as_json
     assert everything.status == 3, everything
     [report] = json.loads(as_json.out)
     assert report["gid"] == failing and report["healthy"] is False
-    assert report["states"] == ["failing", "deletion due"]
+    assert report["state"] == "failing"
     assert report["delivery_retry_count"] == 2
     assert report["failure_deletion_timestamp"] is not None
+    assert report["deletion_at"] is not None
     assert report["last_success_at"] is None
     assert {item["gid"]: item["healthy"] for item in json.loads(everything.out)} == {
         healthy: True,
@@ -386,7 +388,7 @@ def test_health_says_all_is_well_when_it_is(fake: FakeAsana, cli: Any) -> None:
     result = cli("health", "--workspace", fake.workspace_gid)
 
     assert result.status == 0, result
-    assert result.out == "all 3 webhooks are delivering\n"
+    assert result.out == "all 3 webhooks are ok\n"
 
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
@@ -396,41 +398,40 @@ def webhook(**fields: Any) -> WebhookResponse:
     return WebhookResponse(**{"gid": "1", "active": True, **fields})
 
 
+HOUR = datetime.timedelta(hours=1)
+
+
 @pytest.mark.parametrize(
-    ("record", "states"),
+    ("record", "heard", "state"),
     [
-        (webhook(last_success_at=NOW - datetime.timedelta(hours=1)), []),
-        (webhook(active=False), ["inactive"]),
-        (
-            webhook(
-                last_success_at=NOW - datetime.timedelta(hours=2),
-                last_failure_at=NOW - datetime.timedelta(hours=1),
-            ),
-            ["failing"],
-        ),
-        (
-            webhook(
-                last_failure_at=NOW - datetime.timedelta(hours=1),
-                last_success_at=NOW - datetime.timedelta(minutes=5),
-            ),
-            [],
-        ),
+        (webhook(last_success_at=NOW - HOUR), None, "ok"),
+        (webhook(active=False), None, "failing"),
+        (webhook(last_success_at=NOW - 2 * HOUR, last_failure_at=NOW - HOUR), None, "failing"),
+        (webhook(last_failure_at=NOW - HOUR, last_success_at=NOW - HOUR / 12), None, "ok"),
         (
             webhook(delivery_retry_count=3, failure_deletion_timestamp=NOW - datetime.timedelta(1)),
-            ["failing", "deletion due"],
+            None,
+            "failing",
         ),
-        (webhook(last_success_at=NOW - datetime.timedelta(hours=10)), ["silent"]),
-        (webhook(created_at=NOW - datetime.timedelta(days=2)), ["silent"]),
+        (webhook(last_success_at=NOW - 10 * HOUR), None, "silent"),
+        (webhook(created_at=NOW - datetime.timedelta(days=2)), None, "silent"),
+        # The receiver's record outweighs Asana's: something else answered the target.
+        (webhook(last_success_at=NOW - HOUR), NOW - 10 * HOUR, "silent"),
+        (webhook(last_success_at=NOW - 10 * HOUR), NOW - HOUR, "ok"),
     ],
 )
-def test_health_states(record: WebhookResponse, states: list[str]) -> None:
-    assert [problem.state for problem in health_problems(record, NOW)] == states
+def test_health_states(
+    record: WebhookResponse, heard: Optional[datetime.datetime], state: str
+) -> None:
+    assert judge_webhook(record, now=NOW, heard=heard).state == state
 
 
 def test_overdue_deletion_is_said_plainly() -> None:
-    record = webhook(failure_deletion_timestamp=NOW - datetime.timedelta(hours=2))
-    details = [problem.detail for problem in health_problems(record, NOW)]
-    assert details == ["due for deletion since 2024-05-01 10:00:00 UTC (2h 0m ago)"]
+    record = webhook(failure_deletion_timestamp=NOW - 2 * HOUR)
+    detail = judge_webhook(record, now=NOW).detail
+    assert detail == (
+        "deliveries are failing; Asana was due to delete it at 2024-05-01 10:00 UTC (2h 0m ago)"
+    )
 
 
 # --- filters -------------------------------------------------------------------------------

@@ -36,13 +36,13 @@ from asana_webhooks._cli._common import (
     logging_restored,
     print_error,
 )
-from asana_webhooks._cli.webhooks import health_problems, parse_filter
+from asana_webhooks._cli.webhooks import parse_filter
 from asana_webhooks._version import __version__
 
-__all__ = ["UsageError", "build_parser", "health_problems", "main", "parse_filter"]
+__all__ = ["UsageError", "build_parser", "main", "parse_filter"]
 
 #: The command modules, in the order their commands appear in ``--help``.
-COMMAND_MODULES = ("demo", "webhooks", "serve", "inbox", "reconcile", "fake")
+COMMAND_MODULES = ("demo", "webhooks", "ensure", "serve", "inbox", "reconcile", "fake")
 
 
 def build_parser() -> argparse.ArgumentParser:

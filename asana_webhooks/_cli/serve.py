@@ -17,6 +17,7 @@ from asana_webhooks._cli._common import (
     StopFlag,
     UsageError,
     log_to,
+    make_api,
     open_secret_store,
     para,
     port,
@@ -71,7 +72,10 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         on_handshake=lambda target: note(f"handshake accepted for {target}; secret stored"),
         inbox=inbox,
     )
-    app = metrics_app(wsgi_app(receiver), receiver.metrics, inbox)
+    watch = _Watch(args, store, note) if args.watch else None
+    app = metrics_app(
+        wsgi_app(receiver), receiver.metrics, inbox, health=watch.metrics if watch else None
+    )
     # Refused requests and store failures are worth a line even without -v (one line each,
     # with the reason, never a traceback).
     log_to(err, args.verbose, prefix=f"{PROG} serve", quiet_level=logging.WARNING)
@@ -85,6 +89,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_connections=_connection_cap(args.max_connections, note),
         ).start()
     except OSError as exc:
+        if watch is not None:
+            watch.stop()
         raise UsageError(f"cannot listen on {bind}:{args.port}: {exc.strerror or exc}") from None
     try:
         with stop_on_signals(flag):
@@ -99,14 +105,70 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
             if args.accept_unannounced_handshakes:
                 note("accepting the first handshake of any target that has no secret yet")
+            if watch is not None:
+                watch.start(flag.event)
             while not flag.event.wait(0.5):
                 pass
     finally:
+        flag.event.set()
+        if watch is not None:
+            watch.stop()
         server.stop()
         if inbox is not None:
             inbox.close()
     note(f"stopped ({flag.signal_name or 'done'})")
     return flag.exit_status
+
+
+class _Watch:
+    """``--watch FILE``: judge the declared webhooks every ``--watch-interval`` seconds, in a
+    thread, for the ``asana_webhooks_webhooks{state=...}`` gauges at ``/metrics``."""
+
+    def __init__(self, args: argparse.Namespace, store: Any, note: Any) -> None:
+        from asana_webhooks._declared import DeclarationError, load_declared
+        from asana_webhooks._health import HealthMetrics
+
+        try:
+            self.declared = load_declared(args.watch)
+        except DeclarationError as exc:
+            raise UsageError(f"--watch {args.watch}: {exc}") from None
+        # serve's --host is the old name of --bind: the API's host comes from $ASANA_HOST.
+        self.api = make_api(argparse.Namespace(host=None, timeout=60.0))
+        self.store = store
+        self.note = note
+        self.interval = args.watch_interval
+        self.metrics = HealthMetrics()
+        self.thread: Any = None
+
+    def start(self, stop: threading.Event) -> None:
+        self.thread = threading.Thread(
+            target=self._run, args=(stop,), name="asana-webhooks-watch", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, stop: threading.Event) -> None:
+        from asana_webhooks._cli._common import describe_error
+        from asana_webhooks._health import webhook_health
+
+        while not stop.is_set():
+            try:
+                results = webhook_health(
+                    self.api,
+                    self.store,
+                    self.declared,
+                    metrics=self.metrics,
+                    on_unhealthy=lambda h: self.note(f"{h.state}: {h.resource} {h.target}"),
+                )
+                bad = sum(health.needs_attention for health in results)
+                self.note(f"health: {len(results) - bad} ok, {bad} need attention")
+            except Exception as exc:  # Asana or the store failed: say so, try again later
+                self.note(f"health check failed: {describe_error(exc)}")
+            stop.wait(self.interval)
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=70)
+        self.api.api_client.close()
 
 
 def _connection_cap(wanted: int, note: Callable[[str], None]) -> int:
@@ -192,5 +254,20 @@ def register(commands: Commands) -> None:
             "accept the first handshake of any target without a secret (needed when webhooks "
             "are created without `create --secrets` on the same file)"
         ),
+    )
+    serve.add_argument(
+        "--watch",
+        metavar="FILE",
+        help=(
+            "judge the webhooks declared in FILE (as `health FILE`) every --watch-interval "
+            "seconds and serve the count per state at /metrics (needs $ASANA_ACCESS_TOKEN)"
+        ),
+    )
+    serve.add_argument(
+        "--watch-interval",
+        type=seconds,
+        default=900.0,
+        metavar="SECONDS",
+        help="time between two health checks with --watch (default 900)",
     )
     serve.set_defaults(run=cmd_serve)

@@ -8,8 +8,6 @@ import datetime
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
-import attrs
-
 from asana_webhooks._cli._common import (
     ENVIRONMENT_HELP,
     EXIT_ATTENTION,
@@ -32,6 +30,7 @@ from asana_webhooks._cli._output import (
     flag_cell,
     one_line,
     print_json,
+    print_table,
     relative,
     resource_cell,
     time_cell,
@@ -43,25 +42,6 @@ if TYPE_CHECKING:
     from asana_webhooks._models import WebhookFilter, WebhookResponse
     from asana_webhooks._secrets import SecretStore
     from asana_webhooks._webhooks_api import WebhooksApi
-
-#: Heartbeats come every 8 hours; a webhook silent for longer than this is worth a look.
-STALE_AFTER = datetime.timedelta(hours=9)
-
-#: Every field ``health`` needs; listings are compact unless asked for more.
-HEALTH_FIELDS = (
-    "active",
-    "resource",
-    "resource.name",
-    "resource.resource_type",
-    "target",
-    "created_at",
-    "last_success_at",
-    "last_failure_at",
-    "last_failure_content",
-    "delivery_retry_count",
-    "next_attempt_after",
-    "failure_deletion_timestamp",
-)
 
 FILTER_HELP = """\
 filters (--filter, repeatable; an event passing any filter is delivered):
@@ -115,54 +95,6 @@ def print_webhook(out: TextIO, webhook: Any) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         out.write(f"{name.ljust(width)}  {value}\n")
-
-
-# --- health --------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Problem:
-    """One thing wrong with a webhook: a short ``state`` word and a sentence of ``detail``."""
-
-    state: str
-    detail: str
-
-
-def health_problems(webhook: Any, now: datetime.datetime) -> list[Problem]:
-    """What is wrong with a webhook's deliveries; empty when nothing is."""
-    problems: list[Problem] = []
-    if webhook.active is False:
-        problems.append(Problem("inactive", "inactive: Asana is not delivering to it"))
-    failure, success = webhook.last_failure_at, webhook.last_success_at
-    retries = webhook.delivery_retry_count or 0
-    failing = retries > 0 or (failure is not None and (success is None or failure >= success))
-    if failing:
-        text = "failing deliveries"
-        if failure is not None:
-            text += f": last failure {relative(failure - now)}"
-        if retries:
-            text += f", {retries} retr{'y' if retries == 1 else 'ies'} so far"
-        if webhook.next_attempt_after is not None:
-            text += f", next attempt {relative(webhook.next_attempt_after - now)}"
-        if webhook.last_failure_content:
-            text += f"; the target said: {one_line(webhook.last_failure_content, 80)}"
-        problems.append(Problem("failing", text))
-    deletion = webhook.failure_deletion_timestamp
-    if deletion is not None:
-        if deletion <= now:
-            detail = f"due for deletion since {time_cell(deletion, now)}"
-        else:
-            detail = f"Asana deletes it {relative(deletion - now)} unless a delivery succeeds"
-        problems.append(Problem("deletion due", detail))
-    if not failing and webhook.active is not False:
-        created = webhook.created_at
-        if success is not None and now - success > STALE_AFTER:
-            silent = relative(now - success)[3:]
-            detail = f"no successful delivery for {silent} (heartbeats come every 8 hours)"
-            problems.append(Problem("silent", detail))
-        elif success is None and created is not None and now - created > STALE_AFTER:
-            problems.append(Problem("silent", "never delivered successfully"))
-    return problems
 
 
 # --- the API commands ----------------------------------------------------------------------
@@ -343,73 +275,110 @@ def cmd_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+HEALTH_HELP = """\
+Judge webhooks, one state each: ok; failing (deliveries fail, or Asana reports it inactive;
+Asana deletes a webhook after 24 hours of failures, and the line says when); silent (nothing
+heard for longer than the 8-hour heartbeat plus a margin); missing (declared in FILE, but
+Asana has none); drifted (its filters differ from FILE's). With FILE, the declared webhooks
+are judged (the same TOML file as `ensure`); with --workspace, every webhook Asana has
+there. --secrets names the receiver's secret store: its record of the last heartbeat and
+delivery per target is the better witness of silence than Asana's last success."""
+
+HEALTH_EXIT = """\
+exit status:
+  0  every webhook is ok
+  1  Asana, the network or the secret store failed
+  2  a bad FILE or option
+  3  some webhook needs attention (failing, silent, missing or drifted)"""
+
+
 def cmd_health(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    as_json = _json_listing(args, out)
-    header = ("GID", "STATE", "LAST SUCCESS", "LAST FAILURE", "RETRIES", "NEXT ATTEMPT")
-    table = StreamedTable(out, (*header, "DELETION", "TARGET"))
-    progress = Progress(err, "webhooks")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    from asana_webhooks._health import webhook_health
 
-    def when(value: Optional[datetime.datetime]) -> str:
-        return "-" if value is None else relative(value - now)
+    if (args.file is None) == (args.workspace is None):
+        raise UsageError("health needs FILE (declared webhooks) or --workspace GID, not both")
+    if args.resource is not None and args.workspace is None:
+        raise UsageError("--resource goes with --workspace (FILE names its resources already)")
+    subject: Any = args.workspace
+    if args.file is not None:
+        from asana_webhooks._declared import DeclarationError, load_declared
 
-    total = 0
-    unhealthy: list[tuple[WebhookResponse, list[Problem]]] = []
-    try:
-        with opened_api(args) as api:
-            progress.show(total)
-            for page in _pages(api, args, HEALTH_FIELDS):
-                progress.clear()
-                total += len(page)
-                checked = [(webhook, health_problems(webhook, now)) for webhook in page]
-                unhealthy.extend((webhook, problems) for webhook, problems in checked if problems)
-                shown = checked if args.all else [item for item in checked if item[1]]
-                if as_json is not None:
-                    as_json.write(
-                        [
-                            {
-                                **webhook_json(webhook, HEALTH_FIELDS),
-                                "healthy": not problems,
-                                "states": [problem.state for problem in problems],
-                                "problems": [problem.detail for problem in problems],
-                            }
-                            for webhook, problems in shown
-                        ]
-                    )
-                else:
-                    table.write(
-                        [
-                            (
-                                webhook.gid,
-                                ", ".join(problem.state for problem in problems) or "ok",
-                                when(webhook.last_success_at),
-                                when(webhook.last_failure_at),
-                                count_cell(webhook.delivery_retry_count),
-                                when(webhook.next_attempt_after),
-                                when(webhook.failure_deletion_timestamp),
-                                webhook.target or "-",
-                            )
-                            for webhook, problems in shown
-                        ]
-                    )
-                progress.show(total)
-    finally:
-        progress.clear()
+        try:
+            subject = load_declared(args.file)
+        except DeclarationError as exc:
+            raise UsageError(f"{args.file}: {exc}") from None
+    store = open_secret_store(args.secrets) if args.secrets else None
+    with opened_api(args) as api:
+        results = webhook_health(api, store, subject)
+    if args.resource is not None:
+        results = [health for health in results if health.resource == args.resource]
+    unhealthy = [health for health in results if health.needs_attention]
     # A cron job or a monitoring check alerts on the status alone.
     status = EXIT_ATTENTION if unhealthy else EXIT_OK
+    shown = results if args.all else unhealthy
+    as_json = _json_listing(args, out)
     if as_json is not None:
+        as_json.write([_health_json(health) for health in shown])
         as_json.close()
         return status
+    if shown:
+        rows = [
+            (
+                health.gid or "-",
+                health.state,
+                health.resource,
+                _heard_cell(health),
+                health.target,
+            )
+            for health in shown
+        ]
+        print_table(out, ("GID", "STATE", "RESOURCE", "LAST HEARD", "TARGET"), rows)
     if unhealthy:
         out.write("\n")
-    for webhook, problems in unhealthy:
-        for problem in problems:
-            out.write(f"{webhook.gid}: {problem.detail}\n")
+    for health in unhealthy:
+        out.write(f"{health.gid or health.resource} ({health.state}): {health.detail}\n")
+    total = len(results)
+    plural = "" if total == 1 else "s"
     if unhealthy:
-        out.write(f"{len(unhealthy)} of {total} webhooks need attention\n")
+        out.write(f"{len(unhealthy)} of {total} webhook{plural} need attention\n")
     else:
-        out.write(f"all {total} webhooks are delivering\n")
+        out.write(f"all {total} webhook{plural} are ok\n")
     return status
+
+
+def _heard_cell(health: Any) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    webhook = health.webhook
+    heard = health.last_heard or (webhook.last_success_at if webhook is not None else None)
+    return "-" if heard is None else relative(heard - now)
+
+
+def _health_json(health: Any) -> dict[str, Any]:
+    data = webhook_json(health.webhook, HEALTH_FIELDS) if health.webhook is not None else {}
+    data.update(
+        gid=health.gid,
+        state=health.state,
+        healthy=not health.needs_attention,
+        detail=health.detail,
+        resource=health.resource,
+        target=health.target,
+        deletion_at=None if health.deletion_at is None else health.deletion_at.isoformat(),
+        last_heard=None if health.last_heard is None else health.last_heard.isoformat(),
+    )
+    return data
+
+
+#: What the JSON of a webhook that exists always carries (null when Asana gave none).
+HEALTH_FIELDS = (
+    "active",
+    "created_at",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_content",
+    "delivery_retry_count",
+    "next_attempt_after",
+    "failure_deletion_timestamp",
+)
 
 
 # --- registration ------------------------------------------------------------------------------
@@ -486,16 +455,20 @@ def register(commands: Commands) -> None:
 
     health = api_command(
         "health",
-        "webhooks that are failing deliveries or due for deletion",
-        "Check every webhook in a workspace: inactive, failing deliveries (last failure "
-        "after the last success, retries pending, next attempt), due for deletion (Asana "
-        "deletes a webhook after 24 hours without a successful delivery), or silent for "
-        "longer than the 8-hour heartbeat. Exits 3 when any webhook needs attention, so a "
-        "cron job or a monitoring check can alert on the status alone.",
+        "judge webhooks: ok, failing, silent, missing or drifted (exit 3: needs attention)",
+        HEALTH_HELP,
+        HEALTH_EXIT + "\n\n" + ENVIRONMENT_HELP,
     )
-    health.add_argument("--workspace", required=True, type=gid, metavar="GID")
-    health.add_argument("--resource", type=gid, metavar="GID")
+    health.add_argument(
+        "file", nargs="?", metavar="FILE", help="the declared webhooks (TOML), as for ensure"
+    )
+    health.add_argument(
+        "--workspace", type=gid, metavar="GID", help="judge every webhook of this workspace"
+    )
+    health.add_argument("--resource", type=gid, metavar="GID", help="only webhooks on this")
+    health.add_argument(
+        "--secrets", metavar="STORE", help="the receiver's secret store (its record of contact)"
+    )
     health.add_argument("--all", action="store_true", help="show healthy webhooks too")
-    health.add_argument("--page-size", type=page_size, default=100, metavar="N")
-    health.add_argument("--json-lines", action="store_true", help=JSON_LINES_HELP)
+    health.add_argument("--json-lines", action="store_true", help="one JSON object per line")
     health.set_defaults(run=cmd_health)

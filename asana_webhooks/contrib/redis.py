@@ -57,6 +57,7 @@ from asana_webhooks._inbox import (
 from asana_webhooks._secrets import (
     ANNOUNCEMENT_GRACE,
     DEFAULT_ANNOUNCEMENT_TTL,
+    Contact,
     new_announcement_id,
     target_key,
 )
@@ -728,6 +729,29 @@ redis.call('ZREM', KEYS[1], ARGV[2])
 return fields[2]
 """
 
+# Let go of a lock only if our token still holds it: a holder whose ttl ran out must not
+# delete the lock the next holder took meanwhile.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# Keep the later time: two receivers may record one target out of order.
+_CONTACT = """
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+if not known or tonumber(known) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"""
+
 
 class RedisSecretStore(_RedisBacked):
     """A ``SecretStore`` in Redis: receivers on several machines share webhook secrets.
@@ -813,3 +837,58 @@ class RedisSecretStore(_RedisBacked):
             lambda: self._script(_WITHDRAW)(keys=[self._queue(key)], args=args),
         )
         return _text(received) if received else None
+
+    # --- the ensure lock and the receiver's record of contact ------------------------------
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds (``SET NX PX``, Redis's own clock);
+        its token, or None if another holds it."""
+        if not name:
+            raise ValueError("a lock needs a name")
+        if not ttl > 0:
+            raise ValueError(f"lock ttl must be positive seconds, got {ttl!r}")
+        token = uuid.uuid4().hex
+        milliseconds = max(1, int(float(ttl) * 1000))
+        taken = self._call(
+            "take a lock",
+            lambda: self._client.set(f"{self._p}lock:{name}", token, nx=True, px=milliseconds),
+        )
+        return token if taken else None
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        if not ttl > 0:
+            raise ValueError(f"lock ttl must be positive seconds, got {ttl!r}")
+        keys = [f"{self._p}lock:{name}"]
+        args = [str(token), max(1, int(float(ttl) * 1000))]
+        renewed = self._call(
+            "renew a lock", lambda: self._script(_RENEW_LOCK)(keys=keys, args=args)
+        )
+        return bool(renewed)
+
+    def release_lock(self, name: str, token: str) -> None:
+        """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
+        keys = [f"{self._p}lock:{name}"]
+        self._call("release a lock", lambda: self._script(_RELEASE)(keys=keys, args=[str(token)]))
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None:
+        """Note that ``target`` heard from Asana at ``at`` (a heartbeat, or a delivery)."""
+        keys = [self._p + ("heartbeat" if heartbeat else "delivery")]
+        args = [target_key(target), repr(float(at))]
+        self._call("record a contact", lambda: self._script(_CONTACT)(keys=keys, args=args))
+
+    def last_contact(self, target: str) -> Contact:
+        """When ``target`` last had a heartbeat and a delivery (None where never)."""
+        key = target_key(target)
+
+        def read() -> Any:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.hget(self._p + "heartbeat", key)
+                pipe.hget(self._p + "delivery", key)
+                return pipe.execute()
+
+        beat, delivery = self._call("read a contact", read)
+        return Contact(
+            last_heartbeat=None if beat is None else float(beat),
+            last_delivery=None if delivery is None else float(delivery),
+        )

@@ -59,6 +59,39 @@ class WebhookAnnouncement(models.Model):  # type: ignore[misc]  # Django ships n
         return f"<WebhookAnnouncement {self.announcement_id} for {self.target!r}>"
 
 
+class WebhookLock(models.Model):  # type: ignore[misc]  # Django ships no type hints
+    """A short named lock (``ensure_webhooks`` takes one per run), held until ``expires_at``."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    token = models.CharField(max_length=32)
+    expires_at = models.FloatField()  # seconds since the epoch, as time.time()
+
+    class Meta:
+        app_label = "asana_webhooks"
+        db_table = "asana_webhooks_lock"
+        verbose_name = "lock"
+
+    def __str__(self) -> str:
+        return str(self.name)
+
+
+class WebhookContact(models.Model):  # type: ignore[misc]  # Django ships no type hints
+    """When a target last heard from Asana: its last heartbeat and its last delivery."""
+
+    target_hash = models.CharField(max_length=64, primary_key=True)
+    target = models.TextField()
+    last_heartbeat = models.FloatField(null=True, blank=True)  # seconds since the epoch
+    last_delivery = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        app_label = "asana_webhooks"
+        db_table = "asana_webhooks_contact"
+        verbose_name = "webhook contact"
+
+    def __str__(self) -> str:
+        return str(self.target)
+
+
 class InboxEvent(models.Model):  # type: ignore[misc]  # Django ships no type hints
     """One event in ``DjangoInbox``: pending, in a worker's hands, handled or parked.
 

@@ -9,6 +9,8 @@ from typing import Any, Callable, Optional
 from asana_webhooks._secrets import (
     ANNOUNCEMENT_GRACE,
     DEFAULT_ANNOUNCEMENT_TTL,
+    Contact,
+    _check_lock,
     _check_ttl,
     new_announcement_id,
     target_key,
@@ -28,6 +30,12 @@ def _models() -> tuple[Any, Any]:
     from asana_webhooks.contrib.django.models import WebhookAnnouncement, WebhookSecret
 
     return WebhookSecret, WebhookAnnouncement
+
+
+def _lock_and_contact_models() -> tuple[Any, Any]:
+    from asana_webhooks.contrib.django.models import WebhookContact, WebhookLock
+
+    return WebhookLock, WebhookContact
 
 
 class DjangoSecretStore:
@@ -219,3 +227,105 @@ class DjangoSecretStore:
             received = rows.values_list("handshake_secret", flat=True).first()
             rows.delete()
         return None if received is None else str(received)
+
+    # --- the ensure lock and the receiver's record of contact ------------------------------
+
+    def acquire_lock(self, name: str, ttl: float) -> Optional[str]:
+        """Take the lock ``name`` for ``ttl`` seconds; its token, or None if another holds it.
+
+        Write first, as everywhere in this store: an expired lock is taken over by an UPDATE
+        (which waits for a concurrent one, and then finds the lock no longer expired), a
+        free one by an INSERT that the primary key lets only one connection make.
+        """
+        from django.db import IntegrityError, transaction
+
+        ttl = _check_lock(name, ttl)
+        lock_model, _ = _lock_and_contact_models()
+        token = new_announcement_id()
+        db = self._db()
+        now = self._clock()
+        with transaction.atomic(using=db):
+            taken = (
+                lock_model.objects.using(db)
+                .filter(name=name, expires_at__lte=now)
+                .update(token=token, expires_at=now + ttl)
+            )
+            if taken:
+                return token
+            try:
+                with transaction.atomic(using=db):
+                    lock_model.objects.using(db).create(
+                        name=name, token=token, expires_at=now + ttl
+                    )
+            except IntegrityError:  # held, and not expired
+                return None
+        return token
+
+    def renew_lock(self, name: str, token: str, ttl: float) -> bool:
+        """Hold the lock ``name`` ``ttl`` more seconds from now, if ``token`` still holds it."""
+        from django.db import transaction
+
+        ttl = _check_lock(name, ttl)
+        lock_model, _ = _lock_and_contact_models()
+        db = self._db()
+        now = self._clock()
+        with transaction.atomic(using=db):
+            renewed = (
+                lock_model.objects.using(db)
+                .filter(name=name, token=token, expires_at__gt=now)
+                .update(expires_at=now + ttl)
+            )
+        return bool(renewed)
+
+    def release_lock(self, name: str, token: str) -> None:
+        """Let go of the lock ``name`` if ``token`` still holds it (else nothing happens)."""
+        from django.db import transaction
+        from django.db.models import F
+
+        lock_model, _ = _lock_and_contact_models()
+        db = self._db()
+        rows = lock_model.objects.using(db).filter(name=name, token=token)
+        with transaction.atomic(using=db):
+            rows.update(expires_at=F("expires_at"))  # write first (see delete)
+            rows.delete()
+
+    def record_contact(self, target: str, *, heartbeat: bool, at: float) -> None:
+        """Note that ``target`` heard from Asana at ``at`` (a heartbeat, or a delivery)."""
+        from django.db import IntegrityError, transaction
+        from django.db.models import F, FloatField, Value
+        from django.db.models.functions import Coalesce, Greatest
+
+        _, contact_model = _lock_and_contact_models()
+        key = target_key(target)
+        column = "last_heartbeat" if heartbeat else "last_delivery"
+        at = float(at)
+        latest = Greatest(
+            Coalesce(F(column), Value(at), output_field=FloatField()),
+            Value(at),
+            output_field=FloatField(),
+        )
+        db = self._db()
+        rows = contact_model.objects.using(db).filter(target_hash=_hash(key))
+        with transaction.atomic(using=db):
+            if rows.update(**{column: latest}):
+                return
+            try:
+                with transaction.atomic(using=db):
+                    contact_model.objects.using(db).create(
+                        target_hash=_hash(key), target=key, **{column: at}
+                    )
+            except IntegrityError:  # another receiver recorded it meanwhile
+                rows.update(**{column: latest})
+
+    def last_contact(self, target: str) -> Contact:
+        """When ``target`` last had a heartbeat and a delivery (None where never)."""
+        _, contact_model = _lock_and_contact_models()
+        row = (
+            contact_model.objects.using(self._db())
+            .filter(target_hash=_hash(target_key(target)))
+            .values_list("last_heartbeat", "last_delivery")
+            .first()
+        )
+        if row is None:
+            return Contact()
+        return Contact(last_heartbeat=row[0], last_delivery=row[1])
