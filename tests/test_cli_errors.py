@@ -154,6 +154,26 @@ def test_serve_refuses_to_start_on_an_unusable_secret_store(
     assert "listening" not in result.err
 
 
+@pytest.mark.parametrize("option", ["--secrets", "--inbox"])
+def test_a_password_in_a_store_url_is_never_printed(
+    env: dict[str, str], tmp_path: Path, option: str
+) -> None:
+    from tests._services import require_redis
+
+    require_redis()
+    # The shared Redis has no password, so the AUTH fails: the error must name the server
+    # without the password it was given.
+    url = "redis://someone:hunter2-not-printed@127.0.0.1:6379/0"
+    args = ["serve", "--port", "0", "--secrets", str(tmp_path / "s.sqlite3")]
+    args = [*args[:4], url] if option == "--secrets" else [*args, "--inbox", url]
+    result = run_process(args, env, timeout=60)
+
+    assert result.status == 1, result
+    assert_one_clean_line(result)
+    assert "hunter2" not in result.out + result.err, f"the password was printed: {result.err}"
+    assert "127.0.0.1:6379" in result.err, "the error must still say which server failed"
+
+
 def test_a_store_failure_while_serving_is_logged_with_its_reason_in_one_line(
     env: dict[str, str], tmp_path: Path
 ) -> None:

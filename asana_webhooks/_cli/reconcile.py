@@ -94,7 +94,7 @@ def register(commands: Commands) -> None:
 
 def cmd_reconcile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._reconcile import Reconciler
-    from asana_webhooks._urls import InvalidURLError, open_inbox
+    from asana_webhooks._urls import InvalidURLError, open_inbox, redacted
 
     api = make_api(args)
     try:
@@ -117,7 +117,7 @@ def cmd_reconcile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "reconciling %d resources every %gs into %s",
                 len(reconciler.resources),
                 reconciler.interval,
-                args.inbox,
+                redacted(args.inbox),
             )
             reconciler.run(flag.event)
         logging.getLogger("asana_webhooks").warning("stopped (%s)", flag.signal_name or "done")

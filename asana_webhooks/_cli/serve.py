@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from asana_webhooks._cli.inbox import open_checked
     from asana_webhooks._metrics import metrics_app
     from asana_webhooks._receiver import WebhookReceiver
+    from asana_webhooks._urls import redacted
     from asana_webhooks._wsgi import ReceiverServer, wsgi_app
 
     bind = _bind_address(args, err)
@@ -95,13 +96,13 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         with stop_on_signals(flag):
             where = (
-                f"verified events are stored in the inbox {args.inbox} for `worker`"
+                f"verified events are stored in the inbox {redacted(args.inbox)} for `worker`"
                 if inbox is not None
                 else "verified events go to stdout as JSON lines"
             )
             note(
                 f"listening on {server.url} (every path is a webhook target, GET /metrics "
-                f"gives Prometheus metrics); secrets in {args.secrets}; {where}"
+                f"gives Prometheus metrics); secrets in {redacted(args.secrets)}; {where}"
             )
             if args.accept_unannounced_handshakes:
                 note("accepting the first handshake of any target that has no secret yet")
