@@ -9,10 +9,9 @@ the transactional outbox: write the fact first, hand it over second, sweep what 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from asana_webhooks._inbox import Inbox
 
@@ -26,29 +25,6 @@ HandOff = Callable[[str, Sequence[str]], None]
 DEFAULT_SWEEP_AFTER = 60.0
 
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
-
-
-def resolve_handler(spec: str) -> Callable[..., Any]:
-    """The function named ``"package.module:function"``; ``ValueError`` saying what is wrong.
-
-    How a worker process that did not build the receiver (a Celery or RQ worker, the command
-    line) finds the application's handler.
-    """
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
-        raise ValueError(f"handler {spec!r} is not of the form MODULE:FUNCTION")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or the module itself failing to import
-        raise ValueError(f"cannot import {module_name!r} for handler {spec!r}: {exc}") from exc
-    handler: Any = module
-    for part in attribute.split("."):
-        handler = getattr(handler, part, None)
-        if handler is None:
-            raise ValueError(f"module {module_name!r} has no {attribute!r} (handler {spec!r})")
-    if not callable(handler):
-        raise ValueError(f"handler {spec!r} is not callable")
-    return handler  # type: ignore[no-any-return]
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ is parked alone and the others go through.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import json
 import logging
 import os
@@ -427,3 +428,32 @@ def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     text = text if len(text) <= 200 else text[:197] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def resolve_handler(spec: str, *, dotted: bool = False) -> Handler:
+    """The function ``"package.module:function"`` names; ``ValueError`` saying what is wrong.
+
+    How a process that did not build the receiver (a worker command, a Celery or RQ worker,
+    Django settings) finds the application's handler. ``dotted`` also takes
+    ``"package.module.function"``.
+    """
+    module_name, colon, attribute = spec.partition(":")
+    if not colon and dotted:
+        module_name, _, attribute = spec.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(f"handler {spec!r} is not of the form MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module itself failing to import
+        detail = " ".join(str(exc).split())
+        raise ValueError(
+            f"cannot import {module_name!r} for handler {spec!r} ({type(exc).__name__}: {detail})"
+        ) from None
+    handler: Any = module
+    for part in attribute.split("."):
+        handler = getattr(handler, part, None)
+        if handler is None:
+            raise ValueError(f"module {module_name!r} has no {attribute!r} (handler {spec!r})")
+    if not callable(handler):
+        raise ValueError(f"handler {spec!r} is not callable")
+    return handler  # type: ignore[no-any-return]

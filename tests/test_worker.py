@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections import Counter
@@ -194,3 +196,20 @@ def test_drain_prunes_handled_events_past_the_window(tmp_path: Path) -> None:
 def test_nonsense_settings_are_refused(inbox: SQLiteInbox, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         Worker(inbox, Handler(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_resolve_handler_names_what_is_wrong_with_a_handler_spec() -> None:
+    from asana_webhooks._worker import resolve_handler
+
+    assert resolve_handler("json:dumps") is json.dumps
+    assert resolve_handler("os.path:join") is os.path.join
+    assert resolve_handler("os.path.join", dotted=True) is os.path.join
+    for spec, problem in [
+        ("os.path.join", "MODULE:FUNCTION"),  # the dotted form only where asked for
+        ("no_such_module_here:f", "cannot import 'no_such_module_here'"),
+        ("json:no_such_function", "has no 'no_such_function'"),
+        ("os:sep", "is not callable"),
+        (":f", "MODULE:FUNCTION"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            resolve_handler(spec)

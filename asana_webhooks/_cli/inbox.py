@@ -10,7 +10,6 @@ replays or drops them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -61,25 +60,14 @@ def open_checked(url: str) -> Inbox:
 
 def load_handler(spec: str) -> Callable[..., Any]:
     """``MODULE:FUNCTION`` -> the function, imported as ``python -m`` would (cwd first)."""
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise UsageError(f"--handler must be MODULE:FUNCTION, not {spec!r}")
+    from asana_webhooks._worker import resolve_handler
+
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise UsageError(
-            f"cannot import the handler module {module_name!r}: {describe_error(exc)}"
-        ) from None
-    handler: Any = module
-    for part in function_name.split("."):
-        handler = getattr(handler, part, None)
-        if handler is None:
-            raise UsageError(f"{module_name!r} has no {function_name!r} (from --handler {spec!r})")
-    if not callable(handler):
-        raise UsageError(f"--handler {spec!r} is not callable")
-    return handler  # type: ignore[no-any-return]
+        return resolve_handler(spec)
+    except ValueError as exc:
+        raise UsageError(f"--handler: {exc}") from None
 
 
 def cmd_worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from celery import Celery, Task
 
-from asana_webhooks._handoff import describe_failure, resolve_handler
+from asana_webhooks._handoff import describe_failure
 from asana_webhooks._inbox import Inbox
 
 __all__ = ["DEFAULT_TASK_NAME", "CeleryHandOff", "beat_schedule_entry", "inbox_task"]
@@ -101,7 +101,7 @@ def inbox_task(
 
     @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
     def handle_inbox(target: str = "") -> None:
-        from asana_webhooks._worker import Worker
+        from asana_webhooks._worker import Worker, resolve_handler
 
         if not resolved:
             resolved.append(resolve_handler(handler) if isinstance(handler, str) else handler)

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 from rq import Queue
 
-from asana_webhooks._handoff import DEFAULT_SWEEP_AFTER, describe_failure, resolve_handler, sweep
+from asana_webhooks._handoff import DEFAULT_SWEEP_AFTER, describe_failure, sweep
 from asana_webhooks._inbox import Inbox
 
 __all__ = ["RQHandOff", "handle_inbox"]
@@ -55,7 +55,7 @@ def handle_inbox(
     max_attempts: Optional[int] = None,
 ) -> dict[str, int]:
     """The RQ job: drain ``inbox`` (a URL) through ``handler`` (``"module:function"``)."""
-    from asana_webhooks._worker import Worker
+    from asana_webhooks._worker import Worker, resolve_handler
 
     options: dict[str, Any] = {}
     if lease is not None:

@@ -17,7 +17,6 @@ through the functions below.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 if TYPE_CHECKING:
@@ -106,22 +105,12 @@ def handler_from_settings() -> Callable[..., Any]:
         return spec  # type: ignore[no-any-return]
     if not isinstance(spec, str) or not spec:
         raise _improperly('HANDLER must name your handler, e.g. "myapp.webhooks:on_events"')
-    module_name, colon, attribute = spec.partition(":")
-    if not colon:
-        module_name, _, attribute = spec.rpartition(".")
-    if not module_name or not attribute:
-        raise _improperly(f'HANDLER must be "module:function", not {spec!r}')
+    from asana_webhooks._worker import resolve_handler
+
     try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise _improperly(f"HANDLER {spec!r}: cannot import {module_name!r}: {exc}") from None
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise _improperly(f"HANDLER {spec!r}: {module_name!r} has no {attribute!r}")
-    if not callable(target):
-        raise _improperly(f"HANDLER {spec!r} is not callable")
-    return target  # type: ignore[no-any-return]
+        return resolve_handler(spec, dotted=True)
+    except ValueError as exc:
+        raise _improperly(f"HANDLER: {exc}") from None
 
 
 def receiver_from_settings() -> WebhookReceiver:
