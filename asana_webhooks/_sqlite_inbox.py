@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from urllib.parse import quote
 
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
@@ -85,6 +87,8 @@ _AVAILABLE = (
 _STORED_COLUMNS = "id, key, target, received_at, raw, attempts, error"
 # A writer's SQLite busy timeout per attempt (ms): its busy handler sleeps 1, 2, 5 ms within
 # it, and the writer asks again until the inbox's ``timeout``. Readers wait the whole timeout.
+logger = logging.getLogger("asana_webhooks")
+
 _BUSY_STEP_MS = 10
 # Idle connections kept per process; more threads than this open and close their own.
 _POOL_SIZE = 8
@@ -112,6 +116,13 @@ class SQLiteInbox:
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        if os.fspath(path) in ("", ":memory:") or os.fspath(path).startswith("file:"):
+            # Every connection to ":memory:" is a database of its own: the workers would
+            # never see what the receiver stored.
+            raise ValueError(
+                f"SQLiteInbox needs a file path, got {os.fspath(path)!r}; workers in other "
+                "threads and processes must reach the same file"
+            )
         if not dedupe_window >= 0:
             raise ValueError(f"dedupe_window must be seconds >= 0, got {dedupe_window!r}")
         self.path = os.fspath(path)
@@ -124,6 +135,7 @@ class SQLiteInbox:
         self._queue: list[_PendingStore] = []
         self._pid = os.getpid()
         self._pool: list[sqlite3.Connection] = []
+        self._file: Optional[tuple[int, int]] = None  # (device, inode) of the file prepared
 
     def __repr__(self) -> str:
         return f"SQLiteInbox({self.path!r})"
@@ -164,29 +176,56 @@ class SQLiteInbox:
             connection.close()
 
     def _connect_raw(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN ourselves, so every transaction is explicit.
-        # check_same_thread=False: pooled connections move between threads, one at a time.
+        # mode=rw: SQLite must never create the file itself (it would be born with the
+        # umask's mode and no tables); _prepare does. isolation_level=None: we issue BEGIN
+        # ourselves. check_same_thread=False: pooled connections move between threads.
         connection = sqlite3.connect(
-            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            "file:" + quote(os.path.abspath(self.path)) + "?mode=rw",
+            uri=True,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,
         )
         connection.execute("PRAGMA synchronous=FULL")
         return connection
 
-    def _take(self) -> sqlite3.Connection:
+    def _identity(self) -> Optional[tuple[int, int]]:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (found.st_dev, found.st_ino)
+
+    def _take(self) -> tuple[sqlite3.Connection, Optional[tuple[int, int]]]:
+        """A connection, and the file it belongs to (so that it is not pooled after a swap)."""
         with self._lock:
-            if not self._ready:
-                self._prepare()
-                self._ready = True
             if self._pid != os.getpid():
                 # A forked child must not use its parent's connections (SQLite forbids it).
                 self._pid, self._pool = os.getpid(), []
+            file = self._identity()
+            if self._ready and file != self._file:
+                # Deleted or replaced under us: pooled connections would go on writing into
+                # the unlinked file, and the events would vanish with it. Start a new one.
+                logger.warning(
+                    "The inbox %s was deleted or replaced while in use; creating it again: "
+                    "events stored in the old file are gone",
+                    self.path,
+                )
+                for connection in self._pool:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.close()
+                self._pool, self._ready = [], False
+            if not self._ready:
+                self._prepare()
+                self._file, self._ready = self._identity(), True
+            file = self._file
             if self._pool:
-                return self._pool.pop()
-        return self._connect_raw()
+                return self._pool.pop(), file
+        return self._connect_raw(), file
 
-    def _give_back(self, connection: sqlite3.Connection) -> None:
+    def _give_back(self, connection: sqlite3.Connection, file: Optional[tuple[int, int]]) -> None:
         with self._lock:
-            if self._pid == os.getpid() and len(self._pool) < _POOL_SIZE:
+            if self._pid == os.getpid() and file == self._file and len(self._pool) < _POOL_SIZE:
                 self._pool.append(connection)
                 return
         connection.close()
@@ -227,7 +266,7 @@ class SQLiteInbox:
 
     @contextlib.contextmanager
     def _open(self, write: bool) -> Iterator[sqlite3.Connection]:
-        db = self._take()
+        db, file = self._take()
         try:
             # IMMEDIATE takes the write lock up front, so a read-then-write cannot interleave.
             if write:
@@ -248,7 +287,7 @@ class SQLiteInbox:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
             raise
-        self._give_back(db)
+        self._give_back(db, file)
 
     def close(self) -> None:
         with self._lock:

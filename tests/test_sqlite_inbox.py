@@ -91,3 +91,33 @@ def test_nonsense_settings_are_refused(tmp_path: Path) -> None:
     inbox = SQLiteInbox(tmp_path / "i")
     with pytest.raises(ValueError, match="lease"):
         inbox.claim("w", lease=0)
+
+
+def test_an_inbox_file_deleted_while_in_use_is_made_again_owner_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "inbox.sqlite3"
+    inbox = SQLiteInbox(path)
+    inbox.store("/h", [{"resource": {"gid": "1"}, "action": "added"}])
+    for leftover in tmp_path.glob("inbox.sqlite3*"):
+        leftover.unlink()
+
+    # Stored into a file that exists: a pooled connection must not write into the deleted one.
+    assert inbox.store("/h", [{"resource": {"gid": "2"}, "action": "added"}]).stored == 1
+    assert path.exists(), "the inbox wrote into the deleted file: those events would be lost"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600, "made again without the owner-only mode"
+    assert SQLiteInbox(path).stats().pending == 1, "a second process does not see the event"
+    warnings = [r for r in caplog.records if "deleted or replaced" in r.getMessage()]
+    assert len(warnings) == 1, "the re-creation should be said once"
+    inbox.store("/h", [{"resource": {"gid": "3"}, "action": "added"}])
+    assert len([r for r in caplog.records if "deleted or replaced" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("path", [":memory:", "", "file:inbox.sqlite3?mode=memory"])
+def test_an_inbox_that_workers_could_not_share_is_refused(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="file path"):
+        SQLiteInbox(path)
+    assert list(tmp_path.iterdir()) == [], "a refused path left a file behind"
