@@ -25,6 +25,11 @@ from asana_webhooks._errors import AsanaError
 #: a failing delivery for 24 hours; 48 covers that with a margin.
 DEFAULT_DEDUPE_WINDOW = 48 * 3600.0
 
+#: The error a backend records when it takes events back from a claim whose lease ran out:
+#: the worker died (or froze) while handling them. Counted as an attempt, so an event that
+#: kills every worker that handles it is parked after ``max_attempts`` like one that raises.
+LEASE_LOST = "its worker stopped while handling it (the lease ran out)"
+
 # The fields both channels (webhook deliveries and GET /events) carry; a key built from
 # anything else would tell the same event apart by the channel it came through.
 # See docs/guides/never-miss-an-event for the comparison.

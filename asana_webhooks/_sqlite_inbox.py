@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
+    LEASE_LOST,
     Claim,
     InboxStats,
     StoredEvent,
@@ -408,6 +409,13 @@ class SQLiteInbox:
             raise ValueError(f"limit must be at least 1, got {limit!r}")
         with self._transaction() as db:
             now = self._clock()
+            # Events under a lease that ran out: their worker died with them. Count it.
+            db.execute(
+                "UPDATE inbox_events SET state = 'pending', attempts = attempts + 1, "  # noqa: S608
+                "error = ?, claim_token = NULL, lease_expires = NULL, available_at = ? "
+                f"WHERE {_OPEN} AND state = 'claimed' AND lease_expires <= ?",
+                (LEASE_LOST, now, now),
+            )
             first = db.execute(
                 f"SELECT target FROM inbox_events WHERE {_AVAILABLE} ORDER BY id LIMIT 1",  # noqa: S608
                 (now, now),

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 import attrs
 
 from asana_webhooks._events import Event, event_from_raw
-from asana_webhooks._inbox import Claim, Inbox, StoredEvent
+from asana_webhooks._inbox import LEASE_LOST, Claim, Inbox, StoredEvent
 
 logger = logging.getLogger("asana_webhooks")
 
@@ -245,8 +245,27 @@ class Worker:
 
     def _settle(self, claim: Claim, renewer: _Renewer, stop: threading.Event) -> tuple[int, ...]:
         handled = retried = parked = 0
+        if len(claim.events) > 1 and any(_lost(stored) for stored in claim.events):
+            # A worker died with some of these: one event per claim until they are through,
+            # so that only the event that kills its worker keeps counting lost leases.
+            rest = list(claim.events[1:])
+            self.inbox.release(claim.only(rest))
+            renewer.settled(rest)
+            claim = claim.only(claim.events[:1])
         pairs: list[tuple[StoredEvent, Event]] = []
         for stored in claim.events:
+            if _lost(stored) and stored.attempts >= self.max_attempts:
+                self.inbox.park(claim.only([stored]), stored.error or LEASE_LOST)
+                renewer.settled([stored])
+                parked += 1
+                logger.error(
+                    "worker %s: parked an event to %s after %d attempts: %s",
+                    self.name,
+                    claim.target,
+                    stored.attempts,
+                    LEASE_LOST,
+                )
+                continue
             try:
                 pairs.append((stored, event_from_raw(json.loads(stored.raw))))
             except Exception as exc:
@@ -457,3 +476,8 @@ def resolve_handler(spec: str, *, dotted: bool = False) -> Handler:
     if not callable(handler):
         raise ValueError(f"handler {spec!r} is not callable")
     return handler  # type: ignore[no-any-return]
+
+
+def _lost(stored: StoredEvent) -> bool:
+    """Its last attempt ended with its worker gone (a lease that ran out)."""
+    return stored.error == LEASE_LOST

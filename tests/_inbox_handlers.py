@@ -47,3 +47,10 @@ def fail_on_marked(events: Sequence[Event], target: str) -> None:
     if any(event.resource is not None and event.resource.name == "poison" for event in events):
         raise RuntimeError("poison event")
     record(events, target)
+
+
+def die_on_marked(events: Sequence[Event], target: str) -> None:
+    """Kill the whole process (as a segfault or the OOM killer would) on a "poison" event."""
+    if any(event.resource is not None and event.resource.name == "poison" for event in events):
+        os._exit(3)
+    record(events, target)

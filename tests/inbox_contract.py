@@ -18,6 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from asana_webhooks import Claim, Inbox, SQLiteInbox, event_key
+from asana_webhooks._inbox import LEASE_LOST
 
 
 def sqlite_inbox(tmp_path: Path) -> Iterator[Inbox]:
@@ -173,6 +174,9 @@ def test_an_expired_lease_lets_another_worker_take_the_events(inbox: Inbox) -> N
     taken = inbox.claim("w2", lease=30)
     assert taken is not None and keys_of(taken) == keys_of(dead)
     assert taken.token != dead.token
+    # Its worker died with them: that counts as an attempt, so an event that kills every
+    # worker is parked in the end instead of going round for ever.
+    assert [(e.attempts, e.error) for e in taken.events] == [(1, LEASE_LOST)] * 2
     # The first worker wakes up: it can no longer renew, and its complete leaves them alone.
     assert inbox.renew(dead, lease=30) is False
     inbox.complete(dead)

@@ -266,6 +266,36 @@ def test_drain_exits_1_when_it_parked_events(tmp_path: Path) -> None:
     inbox.close()
 
 
+@pytest.mark.timeout(300)
+def test_an_event_that_kills_its_worker_is_parked_after_max_attempts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'inbox.sqlite3'}"
+    inbox = open_inbox(url)
+    inbox.store(TARGET, [event(1), event(2, name="poison"), event(3)])
+    env = worker_env(tmp_path)
+    command = cli(
+        "worker",
+        *("--inbox", url, "--handler", "_inbox_handlers:die_on_marked", "--drain"),
+        *("--lease", "1", "--max-attempts", "3"),
+    )
+    statuses = []
+    for _ in range(12):
+        result = subprocess.run(command, env=env, cwd=TESTS, capture_output=True, timeout=120)
+        statuses.append(result.returncode)
+        if inbox.stats().failed:
+            break
+        time.sleep(1.2)  # the dead worker's lease runs out
+    assert inbox.stats().failed == 1, f"the poison event was never parked: statuses {statuses}"
+    assert statuses.count(3) == 3, f"each lost lease counts one attempt of 3: {statuses}"
+    # The events beside it were handled, once, though their worker died with them too.
+    assert set(effects(tmp_path)) == {event_key(event(1)), event_key(event(3))}
+    assert max(effects(tmp_path).values()) == 1
+    (parked,) = inbox.failed()
+    assert parked.key == event_key(event(2, name="poison"))
+    assert parked.error is not None and "lease ran out" in parked.error
+    assert inbox.stats().pending == 0
+    inbox.close()
+
+
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [

@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl, urlencode
 from asana_webhooks._errors import AsanaError
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
+    LEASE_LOST,
     Claim,
     InboxError,
     InboxStats,
@@ -130,7 +131,7 @@ end
 """
 
 # KEYS: claims, ready, delayed, inflight
-# ARGV: prefix, now, expires_at, limit, token
+# ARGV: prefix, now, expires_at, limit, token, the error for events of a lost lease
 _CLAIM = (
     _REQUEUE
     + """
@@ -141,6 +142,11 @@ for _, lost in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT',
   for _, id in ipairs(redis.call('LRANGE', held, 0, -1)) do
     if redis.call('HGET', KEYS[4], id) == lost then
       redis.call('HDEL', KEYS[4], id)
+      -- Its worker died with it: count the attempt (ARGV[6] is the error to record).
+      if redis.call('EXISTS', prefix .. 'ev:' .. id) == 1 then
+        redis.call('HINCRBY', prefix .. 'ev:' .. id, 'attempts', 1)
+        redis.call('HSET', prefix .. 'ev:' .. id, 'error', ARGV[6])
+      end
       requeue(prefix, KEYS[2], id)
     end
   end
@@ -523,7 +529,7 @@ class RedisInbox(_RedisBacked):
         # The worker's name in the token: who holds what shows in Redis, for an operator.
         token = f"{worker}:{uuid.uuid4().hex}"
         keys = self._keys("claims", "ready", "delayed", "inflight")
-        args = [self._p, repr(now), repr(expires_at), limit, token]
+        args = [self._p, repr(now), repr(expires_at), limit, token, LEASE_LOST]
         found = self._call("claim events", lambda: self._script(_CLAIM)(keys=keys, args=args))
         if not found:
             return None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
+    LEASE_LOST,
     Claim,
     InboxError,
     InboxStats,
@@ -235,6 +236,18 @@ class DjangoInbox:
         now = self._clock()
         token = f"{worker}:{uuid.uuid4().hex}"[-200:]
         with self._transaction("claim events") as db:
+            from django.db.models import F
+
+            model = _models().InboxEvent
+            # Events under a lease that ran out: their worker died with them. Count it.
+            model.objects.using(db).filter(
+                state=model.PENDING, claim_token__isnull=False, lease_expires_at__lte=now
+            ).update(
+                attempts=F("attempts") + 1,
+                error=LEASE_LOST,
+                claim_token=None,
+                lease_expires_at=None,
+            )
             # SKIP LOCKED: rows another worker is claiming right now are passed over, not
             # waited for (a no-op on SQLite, whose write lock already serialises claims).
             claimable = self._claimable(db, now).order_by("id")
