@@ -401,6 +401,18 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return any(word in message for word in _BUSY)
 
 
+def existing_file_uri(path: str) -> str:
+    """A SQLite URI that opens ``path`` read-write and never creates it (``mode=rw``).
+
+    Leading slashes are folded into one: POSIX keeps ``//tmp/x`` as it is (a
+    ``sqlite:////tmp/x`` URL gives that path), and ``file://tmp/x`` would make ``tmp`` the
+    URI's authority, which SQLite refuses.
+    """
+    absolute = os.path.abspath(path)
+    absolute = "/" + absolute.lstrip("/") if absolute.startswith("/") else absolute
+    return "file:" + quote(absolute) + "?mode=rw"
+
+
 class SQLiteSecretStore:
     """Secrets in one SQLite file, shared by every process and thread that opens it.
 
@@ -497,7 +509,7 @@ class SQLiteSecretStore:
         # and without our tables); a missing file is an error we handle by preparing it.
         # isolation_level=None: we issue BEGIN ourselves, so every transaction is explicit.
         # timeout= is SQLite's busy timeout: how long to wait for another writer's lock.
-        uri = "file:" + quote(os.path.abspath(self.path)) + "?mode=rw"
+        uri = existing_file_uri(self.path)
         return sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
 
     def _memory_connection(self) -> sqlite3.Connection:

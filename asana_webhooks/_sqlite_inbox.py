@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
-from urllib.parse import quote
 
 from asana_webhooks._inbox import (
     DEFAULT_DEDUPE_WINDOW,
@@ -30,6 +29,7 @@ from asana_webhooks._inbox import (
     event_key,
     polled_target,
 )
+from asana_webhooks._secrets import existing_file_uri
 
 # States of a stored event. "claimed" with a lease in the past is as good as "pending".
 _PENDING, _CLAIMED, _DONE, _FAILED, _PURGED = "pending", "claimed", "done", "failed", "purged"
@@ -181,7 +181,7 @@ class SQLiteInbox:
         # umask's mode and no tables); _prepare does. isolation_level=None: we issue BEGIN
         # ourselves. check_same_thread=False: pooled connections move between threads.
         connection = sqlite3.connect(
-            "file:" + quote(os.path.abspath(self.path)) + "?mode=rw",
+            existing_file_uri(self.path),
             uri=True,
             timeout=self.timeout,
             isolation_level=None,

@@ -121,3 +121,15 @@ def test_an_inbox_that_workers_could_not_share_is_refused(
     with pytest.raises(ValueError, match="file path"):
         SQLiteInbox(path)
     assert list(tmp_path.iterdir()) == [], "a refused path left a file behind"
+
+
+def test_a_path_with_doubled_leading_slashes_opens(tmp_path: Path) -> None:
+    # sqlite:////tmp/x (SQLAlchemy's form) gives the path //tmp/x, which POSIX keeps as it is.
+    from asana_webhooks import SQLiteSecretStore, open_inbox
+
+    inbox = open_inbox(f"sqlite:///{'/' + str(tmp_path)}/inbox.sqlite3")
+    assert inbox.store("/h", [{"resource": {"gid": "1"}, "action": "added"}]).stored == 1
+    inbox.close()
+    store = SQLiteSecretStore("/" + str(tmp_path / "secrets.sqlite3"))
+    store.set("/h", "s" * 32)
+    assert store.get("/h") == "s" * 32
