@@ -401,6 +401,22 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return any(word in message for word in _BUSY)
 
 
+def create_owner_only(path: str) -> None:
+    """Create ``path`` (0600) if it does not exist; never open and close a live database.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds on it, the
+    locks of SQLite's own open connections included: SQLite's documented way to corrupt a
+    database. So only a file that is not there yet is opened here (O_EXCL).
+    """
+    if os.path.exists(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another thread or process made it first
+    os.close(fd)
+
+
 def existing_file_uri(path: str) -> str:
     """A SQLite URI that opens ``path`` read-write and never creates it (``mode=rw``).
 
@@ -469,9 +485,7 @@ class SQLiteSecretStore:
     # --- connections and set-up -----------------------------------------------------------
 
     def _prepare(self) -> None:
-        # Create the file ourselves so that it is born 0600: sqlite3 would honour the umask.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        create_owner_only(self.path)
         # Many processes may open a fresh file at once: switching to WAL needs a lock that
         # SQLite does not wait for, so set-up retries on "locked" within the timeout.
         deadline = time.monotonic() + self.timeout

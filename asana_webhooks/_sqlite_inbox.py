@@ -29,7 +29,7 @@ from asana_webhooks._inbox import (
     event_key,
     polled_target,
 )
-from asana_webhooks._secrets import existing_file_uri
+from asana_webhooks._secrets import create_owner_only, existing_file_uri
 
 # States of a stored event. "claimed" with a lease in the past is as good as "pending".
 _PENDING, _CLAIMED, _DONE, _FAILED, _PURGED = "pending", "claimed", "done", "failed", "purged"
@@ -144,9 +144,7 @@ class SQLiteInbox:
     # --- connections and transactions ---------------------------------------------------
 
     def _prepare(self) -> None:
-        # Create the file ourselves so that it is born 0600: sqlite3 would honour the umask.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        create_owner_only(self.path)
         connection = self._connect_raw()
         try:
             # Reads only when the file is ready (the usual case): a process starting beside
