@@ -9,12 +9,9 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +28,7 @@ from inbox_servers import drop_redis_keys
 
 from asana_webhooks import Event, MemorySecretStore, WebhookReceiver, Worker, event_key
 from asana_webhooks._wsgi import ReceiverServer, wsgi_app
+from tests._redis_server import RedisServer
 
 pytest.importorskip("redis")
 from asana_webhooks.contrib.redis import RedisInbox, RedisSecretStore
@@ -136,68 +134,14 @@ def test_two_serve_processes_share_one_redis_inbox_and_secret_store(shared_url: 
 # --- a Redis that hangs, stops and comes back ----------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class OwnRedis:
-    """A redis-server of this test's own, persisting to an append-only file in ``directory``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        self.process = subprocess.Popen(
-            [
-                *command,
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("our redis-server did not start within 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path, persist=True) as server:
+        yield server
 
 
 def test_deliveries_while_redis_is_down_are_503_and_their_redelivery_is_handled(
-    own_redis: OwnRedis,
+    own_redis: RedisServer,
 ) -> None:
     target = "/asana/hooks/1201"
     store = MemorySecretStore()
